@@ -1,0 +1,27 @@
+"""qa: question answering over news articles, citing the exact paragraph behind every claim.
+
+The public surface is re-exported here; the modules behind it are private
+(``qa._articles``, ``qa._store``, ...), one pipeline stage each:
+files → articles → chunks → index → retrieval → cited answer.
+"""
+
+from qa._articles import html_to_text, parse_file, parse_text, source_text
+from qa._chunking import chunk_article
+from qa._config import Settings, load_settings
+from qa._errors import (
+    ConfigError, DocumentNotFound, EmbeddingError, IndexCorrupt, IndexEmpty, IndexError_,
+    InvalidInput, InvalidQuestion, LLMError, QAError, StoreUnavailable, UploadRejected,
+)
+from qa._models import (
+    Article, ArticleRecord, AskResponse, ChatTurn, Chunk, Citation, IngestReport, Paragraph,
+    RetrievedParagraph, SourceParagraph,
+)
+from qa._service import ABSTENTION, QAService
+
+__all__ = [
+    "ABSTENTION", "Article", "ArticleRecord", "AskResponse", "ChatTurn", "Chunk", "Citation",
+    "ConfigError", "DocumentNotFound", "EmbeddingError", "IndexCorrupt", "IndexEmpty", "IndexError_",
+    "IngestReport", "InvalidInput", "InvalidQuestion", "LLMError", "Paragraph", "QAError", "QAService",
+    "RetrievedParagraph", "Settings", "SourceParagraph", "StoreUnavailable", "UploadRejected",
+    "chunk_article", "html_to_text", "load_settings", "parse_file", "parse_text", "source_text",
+]

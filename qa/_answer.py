@@ -1,0 +1,138 @@
+"""The extractive answerer: the sentences of the retrieved paragraphs that answer, cited.
+
+For each sentence of the top paragraphs it measures how much of the question
+the sentence covers (IDF-weighted question terms found in the sentence, with
+half credit for a term found only in the article title or section, since
+"it" in a sentence often means the title's subject) and combines that with the
+paragraph's retrieval signals. The best sentence becomes the answer; a second
+one joins it when it covers question terms the first misses. When the best
+sentence's support is below ``abstain_threshold`` the answerer abstains and
+lists the closest paragraphs as related, not as citations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qa._condense import Condensed
+from qa._config import AnswerSettings
+from qa._keyword import KeywordIndex
+from qa._models import Citation
+from qa._retrieval import Candidate
+from qa._text import sentence_spans, terms
+
+ABSTENTION = "The indexed articles don't answer this question."
+
+
+@dataclass
+class ScoredSentence:
+    candidate: Candidate
+    rank: int  # of its paragraph, 1-based
+    start: int  # span within the paragraph text
+    end: int
+    covered: frozenset[str]
+    coverage: float
+    support: float
+
+    @property
+    def text(self) -> str:
+        return self.candidate.paragraph.text[self.start : self.end]
+
+
+@dataclass
+class ExtractiveAnswer:
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    support: float
+
+
+def _weights(condensed: Condensed, keyword: KeywordIndex) -> dict[str, float]:
+    weights: dict[str, float] = {}
+    for term in condensed.context_terms:
+        weights[term] = 0.3 * keyword.idf(term)
+    for term in condensed.focus_terms:
+        weights[term] = keyword.idf(term)
+    return weights
+
+
+def score_sentences(condensed: Condensed, candidates: list[Candidate],
+                    keyword: KeywordIndex) -> list[ScoredSentence]:
+    weights = _weights(condensed, keyword)
+    total = sum(weights.values()) or 1.0
+    best_dense = max((c.dense for c in candidates), default=0.0)
+    scored: list[ScoredSentence] = []
+    for rank, candidate in enumerate(candidates, 1):
+        context_terms = set(terms(f"{candidate.record.title} {candidate.paragraph.section}"))
+        text = candidate.paragraph.text
+        for start, end in sentence_spans(text):
+            sentence_terms = set(terms(text[start:end]))
+            covered = frozenset(t for t in weights if t in sentence_terms)
+            from_context = sum(weights[t] for t in weights if t not in covered and t in context_terms)
+            coverage = (sum(weights[t] for t in covered) + 0.5 * from_context) / total
+            dense = candidate.dense if candidate.dense else best_dense * 0.8
+            support = 0.65 * coverage + 0.35 * max(dense, 0.0) - 0.02 * (rank - 1)
+            scored.append(ScoredSentence(candidate, rank, start, end, covered, coverage, support))
+    scored.sort(key=lambda s: s.support, reverse=True)
+    return scored
+
+
+def _trim(sentence: ScoredSentence, max_words: int, weights_terms: set[str]) -> tuple[int, int]:
+    """A window of at most ``max_words`` words of the sentence, where most question terms are."""
+    text = sentence.candidate.paragraph.text
+    tokens: list[tuple[int, int]] = []
+    position = sentence.start
+    for word in text[sentence.start : sentence.end].split():
+        begin = text.index(word, position)
+        tokens.append((begin, begin + len(word)))
+        position = begin + len(word)
+    if len(tokens) <= max_words:
+        return sentence.start, sentence.end
+    hits = [1 if set(terms(text[s:e])) & weights_terms else 0 for s, e in tokens]
+    best = max(range(len(tokens) - max_words + 1), key=lambda i: sum(hits[i : i + max_words]))
+    return tokens[best][0], tokens[best + max_words - 1][1]
+
+
+def answer_extractively(condensed: Condensed, candidates: list[Candidate], keyword: KeywordIndex,
+                        settings: AnswerSettings) -> ExtractiveAnswer:
+    scored = score_sentences(condensed, candidates, keyword)
+    if not scored or scored[0].support < settings.abstain_threshold:
+        return ExtractiveAnswer(ABSTENTION, True, [], scored[0].support if scored else 0.0)
+
+    chosen = [scored[0]]
+    question_terms = set(condensed.focus_terms) | set(condensed.context_terms)
+    for other in scored[1 : 12]:
+        if len(chosen) >= settings.max_sentences:
+            break
+        adds = other.covered - chosen[0].covered
+        words_so_far = sum(len(s.text.split()) for s in chosen)
+        if (adds and other.support >= 0.8 * chosen[0].support
+                and words_so_far + len(other.text.split()) + 2 <= settings.max_words):
+            chosen.append(other)
+    # Read the chosen sentences in article order when they come from one paragraph.
+    chosen.sort(key=lambda s: (s.rank, s.start))
+
+    citations: list[Citation] = []
+    numbers: dict[tuple[str, int], int] = {}
+    parts: list[str] = []
+    budget = settings.max_words - len(chosen)  # the [n] markers count as words too
+    for sentence in chosen:
+        start, end = _trim(sentence, budget, question_terms)
+        quote = sentence.candidate.paragraph.text[start:end]
+        budget -= len(quote.split())
+        paragraph = sentence.candidate.paragraph
+        key = (sentence.candidate.record.article_id, paragraph.number)
+        if key not in numbers:
+            numbers[key] = len(numbers) + 1
+            public = sentence.candidate.public()
+            citations.append(
+                Citation(
+                    n=numbers[key],
+                    **public.model_dump(exclude={"score"}),
+                    quote_start=paragraph.start + start,
+                    quote_end=paragraph.start + end,
+                )
+            )
+        trimmed = start != sentence.start or end != sentence.end
+        parts.append(f"{'…' if start != sentence.start else ''}{quote}{'…' if trimmed and end != sentence.end else ''} [{numbers[key]}]")
+    return ExtractiveAnswer(" ".join(parts), False, citations, scored[0].support)

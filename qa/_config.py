@@ -1,0 +1,142 @@
+"""Settings: one TOML file (``config/default.toml``) plus ``QA_<SECTION>_<KEY>`` overrides.
+
+The file documents every key. Secrets never come from the file: API keys
+are read from the environment only, at the moment they are needed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from qa._errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class IndexSettings(_Section):
+    dir: Path = Path(".qa-index")
+    default_source: Path = Path("seeds")
+    upload_dir: Path = Path("uploads")
+
+
+class VectorStoreSettings(_Section):
+    mode: Literal["embedded", "http"] = "embedded"
+    host: str = "127.0.0.1"
+    port: int = 8001
+    ssl: bool = False
+    tenant: str = "default_tenant"
+    database: str = "default_database"
+    collection_prefix: str = "news"
+
+
+class EmbeddingSettings(_Section):
+    backend: Literal["onnx", "openai"] = "onnx"
+    batch_size: int = 64
+    max_tokens: int = 256
+    threads: int = 0
+    base_url: str = ""
+    model: str = "text-embedding-3-small"
+
+
+class ChunkingSettings(_Section):
+    max_words: int = 180
+    min_words: int = 6
+
+
+class RetrievalSettings(_Section):
+    top_k: int = 5
+    candidates: int = 50
+    rrf_k: int = 60
+    keyword_weight: float = 1.0
+
+
+class AnswerSettings(_Section):
+    max_sentences: int = 2
+    max_words: int = 60
+    abstain_threshold: float = 0.35
+    max_question_chars: int = 2000
+
+
+class LLMSettings(_Section):
+    backend: Literal["extractive", "openai", "llama_cpp"] = "extractive"
+    base_url: str = ""
+    model: str = ""
+    timeout_s: float = 30
+    max_retries: int = 2
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_upload_bytes: int = 5_000_000
+
+
+class Settings(_Section):
+    index: IndexSettings = IndexSettings()
+    vector_store: VectorStoreSettings = VectorStoreSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    chunking: ChunkingSettings = ChunkingSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+    answer: AnswerSettings = AnswerSettings()
+    llm: LLMSettings = LLMSettings()
+    server: ServerSettings = ServerSettings()
+
+
+# Environment variables that look like QA_<SECTION>_<KEY> but are not settings.
+_NOT_SETTINGS = {"QA_CONFIG", "QA_API_KEY", "QA_LLM_API_KEY", "QA_EMBEDDING_API_KEY"}
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    sections = sorted(Settings.model_fields, key=len, reverse=True)
+    overrides: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith("QA_") or name in _NOT_SETTINGS:
+            continue
+        rest = name[3:].lower()
+        section = next((s for s in sections if rest.startswith(s + "_")), None)
+        if section is None:
+            continue
+        key = rest[len(section) + 1 :]
+        if key not in Settings.model_fields[section].annotation.model_fields:
+            raise ConfigError(f"{name} is not a setting: [{section}] has no key {key!r}")
+        overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def load_settings(
+    path: Path | str | None = None, environ: Mapping[str, str] | None = None, **sections: Any
+) -> Settings:
+    """Read the TOML file, apply ``QA_*`` environment overrides, then ``sections`` (used by tests)."""
+    environ = os.environ if environ is None else environ
+    path = Path(path or environ.get("QA_CONFIG") or DEFAULT_CONFIG_FILE)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for source in (_env_overrides(environ), sections):
+        for section, values in source.items():
+            data.setdefault(section, {}).update(values)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings ({path}): {problems}") from None
+
+
+def secret(*names: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The first of ``names`` set in the environment; secrets never live in files."""
+    environ = os.environ if environ is None else environ
+    return next((environ[n] for n in names if environ.get(n)), None)

@@ -1,0 +1,98 @@
+"""The one exception hierarchy of ``qa``.
+
+Every failure the product reports to a person derives from :class:`QAError`,
+so the CLI, the API and the chat can map them to one clear message each::
+
+    QAError                      base; never raised itself
+    ├── ConfigError              a setting is missing or wrong (exit 2, HTTP 500 at start-up only)
+    ├── InvalidQuestion          empty, blank or over-long question (exit 2, HTTP 422)
+    ├── InvalidInput             any other bad request value: k, mode, history, upload (exit 2, HTTP 400)
+    │   └── UploadRejected       unsupported type, oversized file, path tricks in a name (HTTP 400/413)
+    ├── DocumentNotFound         no indexed article has that id (exit 3, HTTP 404)
+    ├── IndexError_              the index cannot be used
+    │   ├── IndexEmpty           nothing is indexed yet (HTTP 409)
+    │   ├── IndexCorrupt         the index folder cannot be read; rebuild with ``qa ingest --rebuild`` (HTTP 503)
+    │   └── StoreUnavailable     the vector store cannot be reached or written (HTTP 503)
+    ├── EmbeddingError           the embedding model cannot be loaded or run (HTTP 503)
+    └── LLMError                 the configured LLM failed; the answer path falls back to extractive
+
+Each class carries ``http_status`` and ``exit_code`` so the two front ends
+need no table of their own, and ``error_type``: the short name the API puts in
+``{"error": {"type": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+
+class QAError(Exception):
+    """Base of every error ``qa`` reports; the message is meant for a person."""
+
+    http_status = 500
+    exit_code = 1
+    error_type = "qa_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(QAError):
+    exit_code = 2
+    error_type = "config_error"
+
+
+class InvalidQuestion(QAError):
+    http_status = 422
+    exit_code = 2
+    error_type = "invalid_question"
+
+
+class InvalidInput(QAError):
+    http_status = 400
+    exit_code = 2
+    error_type = "invalid_input"
+
+
+class UploadRejected(InvalidInput):
+    error_type = "upload_rejected"
+
+    def __init__(self, message: str, http_status: int = 400) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+
+
+class DocumentNotFound(QAError):
+    http_status = 404
+    exit_code = 3
+    error_type = "document_not_found"
+
+
+class IndexError_(QAError):
+    http_status = 503
+    exit_code = 4
+    error_type = "index_error"
+
+
+class IndexEmpty(IndexError_):
+    http_status = 409
+    error_type = "index_empty"
+
+
+class IndexCorrupt(IndexError_):
+    error_type = "index_corrupt"
+
+
+class StoreUnavailable(IndexError_):
+    error_type = "store_unavailable"
+
+
+class EmbeddingError(QAError):
+    http_status = 503
+    exit_code = 5
+    error_type = "embedding_error"
+
+
+class LLMError(QAError):
+    http_status = 502
+    exit_code = 6
+    error_type = "llm_error"

@@ -1,0 +1,81 @@
+"""Evaluation metrics: small pure functions, one per number in the summary table."""
+
+from __future__ import annotations
+
+import math
+import re
+import string
+from collections import Counter
+from typing import Sequence
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation) | {"‘", "’", "“", "”"})
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, golds: Sequence[str]) -> float:
+    return float(any(normalize_answer(prediction) == normalize_answer(g) for g in golds))
+
+
+def f1_score(prediction: str, golds: Sequence[str]) -> float:
+    """Best token-overlap F1 of ``prediction`` against any gold answer (SQuAD definition)."""
+    best = 0.0
+    predicted = normalize_answer(prediction).split()
+    for gold in golds:
+        expected = normalize_answer(gold).split()
+        common = Counter(predicted) & Counter(expected)
+        overlap = sum(common.values())
+        if not predicted or not expected:
+            best = max(best, float(predicted == expected))
+            continue
+        if overlap == 0:
+            continue
+        precision, recall = overlap / len(predicted), overlap / len(expected)
+        best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def contains_answer(text: str, golds: Sequence[str]) -> bool:
+    """Whether ``text`` contains any gold answer, compared after normalisation."""
+    haystack = f" {normalize_answer(text)} "
+    return any(f" {normalize_answer(g)} " in haystack for g in golds if normalize_answer(g))
+
+
+def first_hit_rank(retrieved: Sequence[tuple[str, str]], gold_doc: str | None, golds: Sequence[str]) -> int | None:
+    """1-based rank of the first retrieved (doc, paragraph text) from the gold doc containing a gold answer."""
+    for rank, (doc, text) in enumerate(retrieved, 1):
+        if (gold_doc is None or doc == gold_doc) and contains_answer(text, golds):
+            return rank
+    return None
+
+
+def hit_at(rank: int | None, k: int) -> float:
+    return float(rank is not None and rank <= k)
+
+
+def reciprocal_rank(rank: int | None, k: int = 10) -> float:
+    return 1.0 / rank if rank is not None and rank <= k else 0.0
+
+
+def precision_recall_f1(true_positive: int, predicted: int, actual: int) -> tuple[float, float, float]:
+    precision = true_positive / predicted if predicted else 0.0
+    recall = true_positive / actual if actual else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100); 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = max(0, min(len(ordered), math.ceil(q / 100 * len(ordered))) - 1)
+    return ordered[index]
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,143 @@
+"""The small typed objects the pipeline stages hand to each other.
+
+files → :class:`Article` (numbered :class:`Paragraph` s) → :class:`Chunk` s → index
+→ :class:`RetrievedParagraph` s → :class:`AskResponse` (answer + :class:`Citation` s).
+Dataclasses inside the pipeline; pydantic models where the object leaves the
+process (CLI ``--json``, API, UI), so the API schema is the same object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of an article; ``text == source_text[start:end]``."""
+
+    number: int  # 1-based, in reading order
+    start: int
+    end: int
+    text: str
+    section: str = ""  # the heading the paragraph sits under, "" before any heading
+
+
+@dataclass(frozen=True)
+class Article:
+    """A parsed file: the unit that is added, replaced or removed as a whole."""
+
+    article_id: str  # stable key derived from the absolute path
+    doc: str  # path relative to the folder given to ingest (file name for a single file)
+    path: Path  # absolute path of the source file
+    root: Path  # the folder (or file) that was ingested, to notice files that disappear
+    title: str
+    paragraphs: tuple[Paragraph, ...]
+    content_hash: str  # sha256 of the file's bytes
+    kind: Literal["txt", "md", "html"] = "txt"
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What is embedded and keyword-indexed: one paragraph, a piece of a long one, or tiny ones merged."""
+
+    chunk_id: str
+    article_id: str
+    paragraph_numbers: tuple[int, ...]
+    text: str  # the paragraph text itself
+    context: str  # title and section, prepended when embedding and keyword-indexing
+
+    @property
+    def indexed_text(self) -> str:
+        return f"{self.context}\n{self.text}" if self.context else self.text
+
+
+@dataclass(frozen=True)
+class ArticleRecord:
+    """What the index remembers of an ingested article (the manifest entry)."""
+
+    article_id: str
+    doc: str
+    path: str
+    root: str
+    title: str
+    content_hash: str
+    kind: str
+    chunk_count: int
+    paragraphs: tuple[Paragraph, ...]
+    ingested_at: str  # ISO 8601, UTC
+
+
+@dataclass
+class IngestReport:
+    """The summary of one ``qa ingest`` run."""
+
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (file, warning)
+    chunks_embedded: int = 0
+    paragraphs_indexed: int = 0
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "skipped": [{"file": f, "reason": r} for f, r in self.skipped],
+            "warnings": [{"file": f, "warning": w} for f, w in self.warnings],
+            "chunks_embedded": self.chunks_embedded,
+            "paragraphs_indexed": self.paragraphs_indexed,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+class ChatTurn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class SourceParagraph(BaseModel):
+    """A paragraph as the outside world sees it: enough to open and check it."""
+
+    doc: str = Field(description="file path relative to the ingested folder")
+    article_id: str
+    title: str
+    paragraph: int = Field(description="1-based paragraph number in the article")
+    start: int = Field(description="start of the paragraph's character span in the source text")
+    end: int = Field(description="end (exclusive) of the span")
+    text: str
+    section: str = ""
+
+
+class RetrievedParagraph(SourceParagraph):
+    score: float
+
+
+class Citation(SourceParagraph):
+    n: int = Field(description="the marker [n] in the answer")
+    quote_start: int | None = Field(default=None, description="span of the cited sentence")
+    quote_end: int | None = None
+
+
+class AskResponse(BaseModel):
+    """The answer object: ``qa ask --json``, ``POST /v1/ask`` and every eval line."""
+
+    question: str
+    standalone_question: str
+    answer: str
+    abstained: bool
+    citations: list[Citation]
+    related: list[RetrievedParagraph] = Field(default_factory=list)
+    retrieved: list[RetrievedParagraph]
+    timings: dict[str, float] = Field(default_factory=dict, description="milliseconds per stage")
+    mode: str = "extractive"
+    notice: str | None = None

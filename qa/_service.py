@@ -1,0 +1,247 @@
+"""The one service behind the CLI, the API and the chat: ingest, ask, list and delete articles.
+
+It owns the parts (Chroma index, embedding model, keyword index) and the
+current :class:`~qa._retrieval.IndexSnapshot`. Queries read a snapshot;
+whenever the index generation in Chroma changes (an ingest here, or in another
+process) the next query loads a new snapshot, so an article is visible whole
+or not at all. Writes are serialised by a lock; reads never wait for a whole
+ingest, only for a snapshot swap.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from qa._answer import ABSTENTION, answer_extractively
+from qa._condense import condense
+from qa._config import Settings
+from qa._embedding import make_embedding
+from qa._articles import SUFFIX_KINDS, article_id_for
+from qa._errors import DocumentNotFound, IndexEmpty, InvalidInput, InvalidQuestion, UploadRejected
+from qa._ingest import Ingestor, Progress, SourceFile
+from qa._keyword import KeywordIndex
+from qa._models import ArticleRecord, AskResponse, ChatTurn, IngestReport
+from qa._retrieval import HybridRetriever, IndexSnapshot
+from qa._store import ChromaIndex
+
+MAX_K = 50
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
+
+
+@dataclass(frozen=True)
+class AnswerDelta:
+    """A piece of answer text, as it is produced."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerDone:
+    """The end of a streamed answer: the whole response with its citations."""
+
+    response: AskResponse
+
+
+def safe_upload_name(name: str) -> str:
+    """The base name of an uploaded file, or :class:`UploadRejected` for names that try to escape."""
+    if not name or "\x00" in name:
+        raise UploadRejected("the upload has no file name")
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in re.split(r"[\\/]", name):
+        raise UploadRejected(f"file name {name!r} is not allowed: it points outside the articles folder")
+    base = re.split(r"[\\/]", name)[-1]
+    cleaned = _SAFE_NAME.sub("_", base).strip(" .")
+    suffix = Path(cleaned).suffix
+    if suffix not in SUFFIX_KINDS:
+        raise UploadRejected(
+            f"{base!r} is not a supported article: upload .txt, .md or .html files", http_status=415
+        )
+    if not Path(cleaned).stem:
+        raise UploadRejected(f"file name {name!r} is not allowed")
+    return cleaned
+
+
+class QAService:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._index: ChromaIndex | None = None
+        self._embedder = None
+        self._snapshot: IndexSnapshot | None = None
+        self._parts_lock = threading.Lock()
+        self._snapshot_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    # -- parts -------------------------------------------------------------------
+
+    @property
+    def index(self) -> ChromaIndex:
+        with self._parts_lock:
+            if self._index is None:
+                self._index = ChromaIndex(self.settings)
+            return self._index
+
+    @property
+    def embedder(self):
+        with self._parts_lock:
+            if self._embedder is None:
+                self._embedder = make_embedding(self.settings.embedding)
+            return self._embedder
+
+    def snapshot(self) -> IndexSnapshot:
+        """The current view of the index, reloaded when another write committed since."""
+        generation = self.index.generation()
+        current = self._snapshot
+        if current is not None and current.generation == generation:
+            return current
+        with self._snapshot_lock:
+            if self._snapshot is not None and self._snapshot.generation == generation:
+                return self._snapshot
+            cache = Path(self.settings.index.dir) / "keyword"
+            records = self.index.records()
+            keyword = KeywordIndex.load(cache, generation)
+            if keyword is None:
+                keyword = KeywordIndex.build(generation, self.index.committed_chunks(records))
+                try:
+                    keyword.save(cache)
+                except OSError:
+                    pass  # a read-only index folder still answers; it rebuilds next time
+            self._snapshot = IndexSnapshot.of(generation, records, keyword)
+            return self._snapshot
+
+    def warm_up(self) -> None:
+        """Load the model and the index now rather than on the first question."""
+        self.embedder.embed(["warm up"])
+        self.snapshot()
+
+    # -- writing -----------------------------------------------------------------
+
+    def ingest(self, paths: Iterable[Path], rebuild: bool = False,
+               progress: Progress | None = None) -> IngestReport:
+        with self._write_lock:
+            if rebuild:
+                self.index.reset()
+            report = Ingestor(self.index, self.embedder, self.settings.chunking).run(paths, progress)
+        self.snapshot()
+        return report
+
+    def upload(self, name: str, content: bytes) -> tuple[ArticleRecord | None, IngestReport]:
+        """Save an uploaded article in the upload folder and index it; the record is None when the
+        file was skipped (the report says why)."""
+        filename = safe_upload_name(name)
+        limit = self.settings.server.max_upload_bytes
+        if len(content) > limit:
+            raise UploadRejected(f"{filename} is {len(content):,} bytes; the limit is {limit:,}", http_status=413)
+        folder = Path(self.settings.index.upload_dir).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / filename
+        with self._write_lock:
+            # Written whole or not at all, so a concurrent ingest never reads half a file.
+            handle, partial = tempfile.mkstemp(dir=folder, prefix=".upload-")
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(content)
+            os.replace(partial, target)
+            report = Ingestor(self.index, self.embedder, self.settings.chunking).run_files(
+                [SourceFile(target, folder)], [], []
+            )
+        if report.skipped:
+            target.unlink(missing_ok=True)  # a file we could not index is not kept
+        snapshot = self.snapshot()
+        return snapshot.records.get(article_id_for(target)), report
+
+    def delete_document(self, article_id: str) -> ArticleRecord:
+        """Remove an article from the index; an uploaded article's file is deleted too, so a
+        later ingest of the upload folder does not bring it back."""
+        record = self.document(article_id)
+        with self._write_lock:
+            self.index.remove_article(article_id)
+            path = Path(record.path)
+            if path.parent == Path(self.settings.index.upload_dir).resolve():
+                path.unlink(missing_ok=True)
+        self.snapshot()
+        return record
+
+    # -- reading -----------------------------------------------------------------
+
+    def documents(self) -> list[ArticleRecord]:
+        return sorted(self.snapshot().records.values(), key=lambda r: r.doc)
+
+    def document(self, article_id: str) -> ArticleRecord:
+        record = self.snapshot().records.get(article_id)
+        if record is None:
+            raise DocumentNotFound(f"no indexed article has id {article_id!r}")
+        return record
+
+    def validate_question(self, question: object) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidQuestion("the question is empty; ask something about the articles")
+        limit = self.settings.answer.max_question_chars
+        if len(question) > limit:
+            raise InvalidQuestion(f"the question is {len(question)} characters long; the limit is {limit}")
+        return question.strip()
+
+    def ask(self, question: str, history: list[ChatTurn] | None = None, k: int | None = None,
+            retrieve: int | None = None) -> AskResponse:
+        """Answer ``question`` from the indexed articles, citing paragraphs, or abstain.
+
+        ``k`` paragraphs are read for the answer; ``retrieve`` (at least ``k``) are listed in
+        ``retrieved``, so an evaluation can measure hit@10 of the same ranking.
+        """
+        question = self.validate_question(question)
+        k = self.settings.retrieval.top_k if k is None else k
+        if not 1 <= k <= MAX_K:
+            raise InvalidInput(f"k must be between 1 and {MAX_K}, not {k}")
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def lap(stage: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[stage] = round((now - clock) * 1000, 2)
+            clock = now
+
+        snapshot = self.snapshot()
+        if not snapshot.records:
+            raise IndexEmpty("nothing is indexed yet: run `qa ingest PATH` or upload articles first")
+        lap("snapshot")
+        condensed = condense(question, history)
+        lap("condense")
+        query_vector = self.embedder.embed([condensed.standalone])[0]
+        lap("embed")
+        retriever = HybridRetriever(self.index, self.embedder, snapshot, self.settings.retrieval)
+        candidates = retriever.candidates(condensed.standalone, max(k, retrieve or 0), query_vector)
+        lap("retrieve")
+        extracted = answer_extractively(condensed, candidates[:k], snapshot.keyword, self.settings.answer)
+        lap("answer")
+        timings["total"] = round(sum(timings.values()), 2)
+        retrieved = [c.public() for c in candidates]
+        return AskResponse(
+            question=question,
+            standalone_question=condensed.standalone,
+            answer=extracted.answer,
+            abstained=extracted.abstained,
+            citations=extracted.citations,
+            related=retrieved[:min(k, 3)] if extracted.abstained else [],
+            retrieved=retrieved,
+            timings=timings,
+            mode="extractive",
+        )
+
+
+    def ask_stream(self, question: str, history: list[ChatTurn] | None = None,
+                   k: int | None = None) -> Iterator[AnswerDelta | AnswerDone]:
+        """The answer as text deltas, then :class:`AnswerDone` with the whole response.
+
+        The extractive answer exists whole at once; it is streamed word by word so
+        clients handle it exactly like a generated one.
+        """
+        response = self.ask(question, history, k=k)
+        for piece in re.findall(r"\S+\s*", response.answer):
+            yield AnswerDelta(piece)
+        yield AnswerDone(response)
+

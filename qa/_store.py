@@ -1,0 +1,268 @@
+"""The index in Chroma: chunk vectors, and the manifest of committed articles.
+
+Two collections, ``<prefix>_chunks`` and ``<prefix>_articles``:
+
+* chunks hold the vector, the paragraph text and ``article_id`` /
+  ``content_hash`` / paragraph numbers; they are written through llama-index's
+  ``ChromaVectorStore`` and read by its query path.
+* articles hold one record per article (the manifest): title, file, hash,
+  ingest time and the numbered paragraphs with their spans. Writing that
+  record is the commit of an article: chunks whose ``(article_id, hash)`` do
+  not match a record are invisible to queries and deleted by the next ingest.
+  So an ingest killed at any point leaves an index that a re-run brings to the
+  same state as one clean run, and a query never sees half an article.
+
+A ``generation`` record changes on every commit so other readers (the keyword
+index, other processes) notice cheaply that the index changed.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import chromadb
+import numpy as np
+from chromadb.config import Settings as ChromaSettings
+from llama_index.core.schema import TextNode
+from llama_index.core.vector_stores.types import VectorStoreQuery
+from llama_index.vector_stores.chroma import ChromaVectorStore
+
+from qa._config import Settings
+from qa._errors import IndexCorrupt, StoreUnavailable
+from qa._models import Article, ArticleRecord, Chunk, Paragraph
+
+_GENERATION_ID = "__generation__"
+# Chroma refuses records without a vector; manifest records are looked up by id only.
+_NO_VECTOR = [1.0]
+_READ_PAGE = 5000
+
+
+def _open_client(settings: Settings) -> Any:
+    store = settings.vector_store
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if store.mode == "http":
+        try:
+            return chromadb.HttpClient(
+                host=store.host,
+                port=store.port,
+                ssl=store.ssl,
+                tenant=store.tenant,
+                database=store.database,
+                settings=chroma_settings,
+            )
+        except Exception as exc:  # chromadb raises bare ValueError/ConnectionError here
+            raise StoreUnavailable(
+                f"cannot reach the Chroma server at {store.host}:{store.port}: {exc}"
+            ) from None
+    folder = Path(settings.index.dir) / "chroma"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(folder), settings=chroma_settings)
+    except Exception as exc:
+        raise IndexCorrupt(
+            f"the index folder {folder} cannot be opened ({exc}); "
+            f"delete it or run `qa ingest --rebuild` to build it again"
+        ) from None
+
+
+def _record_from_chroma(article_id: str, metadata: dict, document: str) -> ArticleRecord:
+    paragraphs = tuple(Paragraph(**p) for p in json.loads(document)["paragraphs"])
+    return ArticleRecord(
+        article_id=article_id,
+        doc=metadata["doc"],
+        path=metadata["path"],
+        root=metadata["root"],
+        title=metadata["title"],
+        content_hash=metadata["content_hash"],
+        kind=metadata["kind"],
+        chunk_count=int(metadata["chunk_count"]),
+        paragraphs=paragraphs,
+        ingested_at=metadata["ingested_at"],
+    )
+
+
+class ChromaIndex:
+    """Reads and writes the two collections; every Chroma failure becomes a :mod:`qa` error."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client = _open_client(settings)
+        prefix = settings.vector_store.collection_prefix
+        try:
+            self._chunks = self._client.get_or_create_collection(
+                f"{prefix}_chunks", embedding_function=None, metadata={"hnsw:space": "cosine"}
+            )
+            self._articles = self._client.get_or_create_collection(
+                f"{prefix}_articles", embedding_function=None
+            )
+        except Exception as exc:
+            raise self._wrap(exc) from None
+        self.vector_store = ChromaVectorStore(chroma_collection=self._chunks)
+
+    def _wrap(self, exc: Exception) -> Exception:
+        if self._settings.vector_store.mode == "http":
+            store = self._settings.vector_store
+            return StoreUnavailable(f"the Chroma server at {store.host}:{store.port} failed: {exc}")
+        folder = Path(self._settings.index.dir) / "chroma"
+        return IndexCorrupt(
+            f"the index in {folder} cannot be used ({exc}); run `qa ingest --rebuild` to build it again"
+        )
+
+    # -- reading -----------------------------------------------------------------
+
+    def generation(self) -> str:
+        try:
+            got = self._articles.get(ids=[_GENERATION_ID], include=["metadatas"])
+        except Exception as exc:
+            raise self._wrap(exc) from None
+        return got["metadatas"][0]["token"] if got["ids"] else "empty"
+
+    def records(self) -> dict[str, ArticleRecord]:
+        """Every committed article, by id."""
+        records: dict[str, ArticleRecord] = {}
+        for ids, metadatas, documents in self._pages(self._articles, ["metadatas", "documents"]):
+            for article_id, metadata, document in zip(ids, metadatas, documents):
+                if article_id != _GENERATION_ID:
+                    records[article_id] = _record_from_chroma(article_id, metadata, document)
+        return records
+
+    def committed_chunks(self, records: dict[str, ArticleRecord]) -> Iterator[tuple[str, str, dict]]:
+        """(chunk id, text, metadata) of every chunk of a committed article version."""
+        for ids, metadatas, documents in self._pages(self._chunks, ["metadatas", "documents"]):
+            for chunk_id, metadata, document in zip(ids, metadatas, documents):
+                record = records.get(metadata.get("article_id", ""))
+                if record and record.content_hash == metadata.get("content_hash"):
+                    yield chunk_id, document, metadata
+
+    def _pages(self, collection: Any, include: list[str]) -> Iterator[tuple[list, list, list]]:
+        offset = 0
+        while True:
+            try:
+                got = collection.get(include=include, limit=_READ_PAGE, offset=offset)
+            except Exception as exc:
+                raise self._wrap(exc) from None
+            if not got["ids"]:
+                return
+            yield got["ids"], got["metadatas"], got.get("documents") or [""] * len(got["ids"])
+            offset += len(got["ids"])
+
+    def chunk_count(self) -> int:
+        try:
+            return self._chunks.count()
+        except Exception as exc:
+            raise self._wrap(exc) from None
+
+    def dense_search(self, query_vector: np.ndarray, n: int) -> list[tuple[str, float, dict]]:
+        """(chunk id, cosine similarity, metadata), best first; stale chunks may appear and are
+        dropped by the caller, which knows the committed records."""
+        if n <= 0:
+            return []
+        try:
+            result = self.vector_store.query(
+                VectorStoreQuery(query_embedding=query_vector.tolist(), similarity_top_k=n)
+            )
+        except Exception as exc:
+            raise self._wrap(exc) from None
+        hits = []
+        for node, similarity in zip(result.nodes, result.similarities):
+            # ChromaVectorStore reports exp(-distance); cosine distance is 1 - cos.
+            cosine = 1.0 + float(np.log(max(similarity, 1e-12)))
+            hits.append((node.node_id, cosine, node.metadata))
+        return hits
+
+    # -- writing -----------------------------------------------------------------
+
+    def write_articles(self, batch: list[tuple[Article, list[Chunk], np.ndarray]],
+                       replacing: set[str] = frozenset()) -> None:
+        """Store the chunks, then commit the article records, then drop the previous versions
+        of the articles in ``replacing`` (ids of articles that were already indexed)."""
+        nodes: list[TextNode] = []
+        ids, metadatas, documents = [], [], []
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        for article, chunks, vectors in batch:
+            nodes.extend(
+                TextNode(
+                    id_=chunk.chunk_id,
+                    text=chunk.text,
+                    embedding=vector.tolist(),
+                    metadata={
+                        "article_id": article.article_id,
+                        "content_hash": article.content_hash,
+                        "paragraphs": ",".join(str(n) for n in chunk.paragraph_numbers),
+                        "context": chunk.context,
+                    },
+                )
+                for chunk, vector in zip(chunks, vectors)
+            )
+            ids.append(article.article_id)
+            documents.append(json.dumps({"paragraphs": [asdict(p) for p in article.paragraphs]}))
+            metadatas.append({
+                "doc": article.doc,
+                "path": str(article.path),
+                "root": str(article.root),
+                "title": article.title,
+                "content_hash": article.content_hash,
+                "kind": article.kind,
+                "chunk_count": len(chunks),
+                "ingested_at": now,
+            })
+        try:
+            if nodes:
+                self.vector_store.add(nodes)
+            self._articles.upsert(
+                ids=ids, embeddings=[_NO_VECTOR] * len(ids), metadatas=metadatas, documents=documents
+            )
+            for article in (a for a, _, _ in batch if a.article_id in replacing):
+                self._chunks.delete(
+                    where={"$and": [{"article_id": article.article_id},
+                                    {"content_hash": {"$ne": article.content_hash}}]}
+                )
+            self._bump_generation()
+        except Exception as exc:
+            raise self._wrap(exc) from None
+
+    def remove_article(self, article_id: str) -> None:
+        """Uncommit first, so a query never sees chunks of a half-removed article."""
+        try:
+            self._articles.delete(ids=[article_id])
+            self._chunks.delete(where={"article_id": article_id})
+            self._bump_generation()
+        except Exception as exc:
+            raise self._wrap(exc) from None
+
+    def delete_orphans(self, records: dict[str, ArticleRecord]) -> int:
+        """Delete chunks left by an interrupted write (no matching committed record)."""
+        orphans = [
+            chunk_id
+            for ids, metadatas, _ in self._pages(self._chunks, ["metadatas"])
+            for chunk_id, metadata in zip(ids, metadatas)
+            if (record := records.get(metadata.get("article_id", ""))) is None
+            or record.content_hash != metadata.get("content_hash")
+        ]
+        try:
+            for begin in range(0, len(orphans), _READ_PAGE):
+                self._chunks.delete(ids=orphans[begin : begin + _READ_PAGE])
+        except Exception as exc:
+            raise self._wrap(exc) from None
+        return len(orphans)
+
+    def reset(self) -> None:
+        """Drop both collections (``qa ingest --rebuild``)."""
+        prefix = self._settings.vector_store.collection_prefix
+        for name in (f"{prefix}_chunks", f"{prefix}_articles"):
+            try:
+                self._client.delete_collection(name)
+            except Exception:  # a collection that is already gone is what we want
+                pass
+        self.__init__(self._settings)
+
+    def _bump_generation(self) -> None:
+        self._articles.upsert(
+            ids=[_GENERATION_ID], embeddings=[_NO_VECTOR], metadatas=[{"token": uuid.uuid4().hex}],
+            documents=[""],
+        )

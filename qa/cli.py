@@ -1,0 +1,230 @@
+"""Ask questions about a folder of news articles and get answers that cite the paragraph.
+
+Typical use:
+
+    qa ingest seeds/            index the articles in a folder (incremental)
+    qa ask "Who deployed it?"   answer from the indexed articles, with [n] citations
+    qa serve                    chat UI at / and the HTTP API under /v1
+
+Settings come from config/default.toml; override any key with QA_<SECTION>_<KEY>
+(e.g. QA_INDEX_DIR=/tmp/index) or point QA_CONFIG at another file.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+from pydantic import TypeAdapter, ValidationError
+from tqdm import tqdm
+
+from qa._config import Settings, load_settings
+from qa._errors import InvalidInput, QAError
+from qa._eval import run_eval, summary_markdown
+from qa._models import ChatTurn, IngestReport
+from qa._service import QAService
+
+
+def _reports_errors(command):
+    """Turn a :class:`QAError` into one line on stderr and its exit code, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except QAError as exc:
+            click.echo(f"Error: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo(
+                "Interrupted. Nothing half-written is visible; run the same command again to finish.",
+                err=True,
+            )
+            sys.exit(130)
+
+    return wrapper
+
+
+def _progress_bar(description: str):
+    bar: tqdm | None = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, desc=description, unit="file", file=sys.stderr,
+                       disable=None, leave=False, dynamic_ncols=True)
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Settings file to use instead of config/default.toml (or set QA_CONFIG).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
+    """Ask questions about a folder of news articles and get answers that cite the paragraph.
+
+    Settings come from config/default.toml; any key can be overridden with
+    QA_<SECTION>_<KEY>, for example QA_INDEX_DIR=/tmp/index.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_file"] = config_file
+
+
+def _settings(ctx: click.Context) -> Settings:
+    try:
+        return load_settings(ctx.obj.get("config_file"))
+    except QAError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(exc.exit_code)
+
+
+def _summary_table(report: IngestReport) -> str:
+    rows = [
+        ("added", len(report.added)), ("updated", len(report.updated)),
+        ("unchanged", len(report.unchanged)), ("removed", len(report.removed)),
+        ("skipped", len(report.skipped)),
+    ]
+    lines = [f"{name:<10} {count:>7}" for name, count in rows]
+    lines.append(f"{'embedded':<10} {report.chunks_embedded:>7} chunks in {report.seconds:.1f} s")
+    for doc in report.removed:
+        lines.append(f"removed: {doc} (file no longer in its folder)")
+    for file, reason in report.skipped:
+        lines.append(f"skipped: {file}: {reason}")
+    for file, warning in report.warnings:
+        lines.append(f"warning: {file}: {warning}")
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--rebuild", is_flag=True, help="Drop the index and build it again from the files.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+@_reports_errors
+def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: bool) -> None:
+    """Index the .txt, .md and .html articles in PATHS (default: the seeds folder).
+
+    Incremental: unchanged files are not embedded again, changed files replace
+    their old paragraphs, and files gone from an ingested folder are removed.
+    Files that cannot be read are skipped and listed; they never stop the run.
+    """
+    settings = _settings(ctx)
+    service = QAService(settings)
+    report = service.ingest(list(paths) or [settings.index.default_source], rebuild=rebuild,
+                           progress=_progress_bar("Indexing"))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(_summary_table(report))
+
+
+def _read_history(path: Path | None) -> list[ChatTurn] | None:
+    if path is None:
+        return None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        return TypeAdapter(list[ChatTurn]).validate_python(raw)
+    except OSError as exc:
+        raise InvalidInput(f"cannot read the history file {path}: {exc.strerror or exc}") from None
+    except (json.JSONDecodeError, ValidationError):
+        raise InvalidInput(
+            f"{path} is not a conversation: expected a JSON list of {{\"role\": \"user\"|\"assistant\", \"content\": ...}}"
+        ) from None
+
+
+@cli.command()
+@click.argument("question")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole answer object as JSON.")
+@click.option("--history", type=click.Path(dir_okay=False, path_type=Path),
+              help="JSON file of earlier turns [{role, content}, ...] for a follow-up question.")
+@click.option("--k", type=int, default=None, help="How many paragraphs to read for the answer.")
+@click.pass_context
+@_reports_errors
+def ask(ctx: click.Context, question: str, as_json: bool, history: Path | None, k: int | None) -> None:
+    """Answer QUESTION from the indexed articles, citing the paragraphs it comes from.
+
+    When the articles do not answer, says so and lists the closest articles as related.
+    """
+    service = QAService(_settings(ctx))
+    response = service.ask(question, _read_history(history), k=k)
+    if as_json:
+        click.echo(response.model_dump_json(indent=2))
+        return
+    click.echo(response.answer)
+    if response.citations:
+        click.echo()
+        for citation in response.citations:
+            click.echo(f"[{citation.n}] {citation.title} — {citation.doc}, paragraph {citation.paragraph}")
+    elif response.related:
+        click.echo("\nRelated articles:")
+        for paragraph in response.related:
+            click.echo(f"- {paragraph.title} — {paragraph.doc}, paragraph {paragraph.paragraph}")
+
+
+@cli.command(name="eval")
+@click.argument("questions", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"),
+              show_default=True, help="Folder for results.jsonl, summary.json and summary.md.")
+@click.option("--k", type=int, default=10, show_default=True, help="Paragraphs retrieved per question.")
+@click.pass_context
+@_reports_errors
+def eval_command(ctx: click.Context, questions: Path, out_dir: Path, k: int) -> None:
+    """Run every question in QUESTIONS (JSON lines) and print retrieval and answer metrics.
+
+    Each line: {"id", "question", "answers": [...], "doc"?, "history"?}; empty
+    answers means the articles do not answer it.
+    """
+    service = QAService(_settings(ctx))
+    run = run_eval(service, questions, out_dir, k=k, progress=_progress_bar("Evaluating"))
+    click.echo(summary_markdown(run.summary))
+    click.echo(f"Wrote {out_dir}/results.jsonl, summary.json and summary.md")
+
+
+@cli.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print the list as JSON.")
+@click.pass_context
+@_reports_errors
+def list_command(ctx: click.Context, as_json: bool) -> None:
+    """List the indexed articles: id, file, paragraphs and title."""
+    records = QAService(_settings(ctx)).documents()
+    if as_json:
+        click.echo(json.dumps([
+            {"id": r.article_id, "doc": r.doc, "title": r.title, "paragraphs": len(r.paragraphs),
+             "ingested_at": r.ingested_at} for r in records], indent=2, ensure_ascii=False))
+        return
+    for record in records:
+        click.echo(f"{record.article_id}  {record.doc}  ({len(record.paragraphs)} paragraphs)  {record.title}")
+    click.echo(f"{len(records)} articles, {sum(len(r.paragraphs) for r in records)} paragraphs")
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default from config: 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port to listen on (default from config: 8000).")
+@click.pass_context
+@_reports_errors
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Serve the chat UI at / and the HTTP API under /v1."""
+    import uvicorn  # noqa: PLC0415  (only this command needs the server stack)
+
+    from qa._server import create_app  # noqa: PLC0415
+
+    settings = _settings(ctx)
+    app = create_app(settings)
+    uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port,
+                log_level="info")
+
+
+def main() -> None:
+    cli(obj={})
+
+
+if __name__ == "__main__":
+    main()
