@@ -1,19 +1,601 @@
-"""The Gradio chat over the same service as ``qa ask``."""
+"""The Gradio chat over the same service as ``qa ask``: answers with clickable citations, a
+sources panel showing each cited paragraph in its article, and a library to upload and delete
+articles.
+
+Article text and questions are untrusted. Nothing here hands them to Markdown or to the
+browser as HTML: every page fragment is built by the ``render_*`` functions below, which pass
+each piece of untrusted text through :func:`html.escape`. The one script on the page
+(:data:`CITATION_SCRIPT`) only moves elements that this module rendered.
+"""
 
 from __future__ import annotations
 
+import html
+import logging
+import os
+import re
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
 import gradio as gr
 
-from qa import QAService, QAError, Settings
+from qa import (
+    ArticleRecord, AskResponse, ChatTurn, Citation, QAError, QAService, RetrievedParagraph, Settings,
+)
+from qa._service import AnswerDelta, AnswerDone
+
+LOG = logging.getLogger(__name__)
+
+# Paragraphs shown on each side of the cited one in the sources panel.
+CONTEXT_PARAGRAPHS = 2
+MAX_SOURCES = 20
+# Questions about the article in seeds/, offered as one-click examples.
+SEED_EXAMPLES = (
+    "How many anti-ballistic missiles will encompass Russia?",
+    "Who condemned the deployment of THAAD by South Korea?",
+    "What does Russia fear about the Aegis system in Japan?",
+)
+UPLOAD_TYPES = [".txt", ".md", ".markdown", ".html", ".htm"]
+ANSWER_MODES = {
+    "extractive": "Extractive: quotes the articles",
+    "llm": "LLM: written answer",
+}
+
+
+# -- conversation state ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceView:
+    """What the sources panel shows for one citation or related paragraph."""
+
+    key: str  # unique within a turn: "c1" for citation [1], "r0" for the first related article
+    label: str  # "[1]" for a citation, "" for a related article
+    title: str
+    doc: str
+    paragraph: int
+    paragraph_total: int
+    section: str
+    # (number, text) of the cited paragraph and its neighbours, in reading order
+    context: tuple[tuple[int, str], ...]
+    quote: tuple[int, int] | None = None  # the cited sentence, as offsets into the paragraph text
+
+
+@dataclass(frozen=True)
+class ChatEntry:
+    """One question and what became of it."""
+
+    question: str
+    state: str = "pending"  # pending → streaming → done, or error
+    answer: str = ""
+    abstained: bool = False
+    mode: str = ""
+    standalone_question: str = ""
+    notice: str = ""
+    error: str = ""
+    citations: tuple[SourceView, ...] = ()
+    related: tuple[SourceView, ...] = ()
+
+
+def history_of(entries: list[ChatEntry]) -> list[ChatTurn]:
+    """The earlier turns the service reads follow-up questions against."""
+    turns: list[ChatTurn] = []
+    for entry in entries:
+        if entry.state == "done":
+            turns.append(ChatTurn(role="user", content=entry.question))
+            turns.append(ChatTurn(role="assistant", content=entry.answer))
+    return turns
+
+
+def source_view(service: QAService, paragraph: Citation | RetrievedParagraph, key: str,
+                label: str) -> SourceView:
+    try:
+        record = service.document(paragraph.article_id)
+        paragraphs = record.paragraphs
+    except QAError:
+        # Deleted between the answer and now: the cited paragraph alone is still worth showing.
+        paragraphs = ()
+    numbers = range(paragraph.paragraph - CONTEXT_PARAGRAPHS, paragraph.paragraph + CONTEXT_PARAGRAPHS + 1)
+    context = tuple((p.number, p.text) for p in paragraphs if p.number in numbers)
+    if not any(number == paragraph.paragraph for number, _ in context):
+        context = ((paragraph.paragraph, paragraph.text),)
+    quote = None
+    if isinstance(paragraph, Citation) and paragraph.quote_start is not None and paragraph.quote_end is not None:
+        begin, end = paragraph.quote_start - paragraph.start, paragraph.quote_end - paragraph.start
+        if 0 <= begin < end <= len(paragraph.text):
+            quote = (begin, end)
+    return SourceView(
+        key=key, label=label, title=paragraph.title, doc=paragraph.doc, paragraph=paragraph.paragraph,
+        paragraph_total=len(paragraphs) or paragraph.paragraph, section=paragraph.section,
+        context=context, quote=quote,
+    )
+
+
+# -- rendering (every piece of untrusted text goes through html.escape) ---------------------
+
+
+def escape(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+def render_answer_text(answer: str, citations: tuple[SourceView, ...], clickable: bool) -> str:
+    """The answer with each known ``[n]`` as a button that opens its source."""
+    labels = {view.label: view for view in citations}
+    pieces: list[str] = []
+    position = 0
+    for marker in _MARKER.finditer(answer):
+        pieces.append(escape(answer[position:marker.start()]))
+        view = labels.get(marker.group(0))
+        if clickable and view is not None:
+            pieces.append(
+                f'<button type="button" class="cite" data-source="{view.key}" '
+                f'data-citation="{marker.group(1)}" title="{escape(view.title)}, paragraph {view.paragraph}" '
+                f'aria-label="Source {marker.group(1)}: {escape(view.title)}, paragraph {view.paragraph}">'
+                f"{escape(marker.group(0))}</button>"
+            )
+        else:
+            pieces.append(f'<span class="cite-pending">{escape(marker.group(0))}</span>')
+        position = marker.end()
+    pieces.append(escape(answer[position:]))
+    return "".join(pieces)
+
+
+def render_source_card(view: SourceView) -> str:
+    cited = dict(view.context).get(view.paragraph, "")
+    excerpt = cited[view.quote[0]:view.quote[1]] if view.quote else cited
+    if len(excerpt) > 220:
+        excerpt = excerpt[:217].rstrip() + "…"
+    label = f'<span class="card-label">{escape(view.label)}</span>' if view.label else ""
+    return (
+        f'<button type="button" class="source-card" data-source="{view.key}">'
+        f'{label}<span class="card-title">{escape(view.title)}</span>'
+        f'<span class="card-meta">{escape(view.doc)} · ¶{view.paragraph}</span>'
+        f'<span class="card-excerpt">{escape(excerpt)}</span></button>'
+    )
+
+
+def render_paragraph_text(text: str, quote: tuple[int, int] | None) -> str:
+    if quote is None:
+        return escape(text)
+    begin, end = quote
+    return f"{escape(text[:begin])}<mark>{escape(text[begin:end])}</mark>{escape(text[end:])}"
+
+
+def render_source_detail(view: SourceView) -> str:
+    """The sources-panel content for one source; kept hidden in the turn until it is opened."""
+    items = []
+    for number, text in view.context:
+        cited = number == view.paragraph
+        items.append(
+            f'<li class="para{" is-cited" if cited else ""}" data-paragraph="{number}">'
+            f'<span class="para-number">¶{number}</span>'
+            f'<p>{render_paragraph_text(text, view.quote if cited else None)}</p></li>'
+        )
+    section = f'<span class="detail-section">{escape(view.section)}</span>' if view.section else ""
+    label = f'<span class="card-label">{escape(view.label)}</span> ' if view.label else ""
+    return (
+        f'<div class="source-detail" data-source-detail="{view.key}" hidden>'
+        f'<h3 class="detail-title">{label}{escape(view.title)}</h3>'
+        f'<p class="detail-meta"><span class="detail-doc">{escape(view.doc)}</span>'
+        f'<span class="detail-paragraph">Paragraph {view.paragraph} of {view.paragraph_total}</span>'
+        f"{section}</p>"
+        f'<ol class="context">{"".join(items)}</ol></div>'
+    )
+
+
+def render_entry(index: int, entry: ChatEntry) -> str:
+    question = f'<div class="msg user"><div class="bubble">{escape(entry.question)}</div></div>'
+    details = "".join(render_source_detail(v) for v in entry.citations + entry.related)
+    if entry.state == "error":
+        body = (f'<div class="bubble error" role="alert"><strong>Could not answer.</strong> '
+                f"{escape(entry.error)}</div>")
+    elif entry.state == "pending":
+        body = '<div class="bubble answer thinking">Searching the articles<span class="dots"></span></div>'
+    elif entry.abstained and entry.state == "done":
+        related = "".join(f"<li>{render_source_card(v)}</li>" for v in entry.related)
+        related_block = (
+            f'<p class="related-heading">Closest articles</p><ul class="related">{related}</ul>'
+            if related else ""
+        )
+        body = (f'<div class="bubble abstention"><p class="abstention-text">{escape(entry.answer)}</p>'
+                f"{related_block}</div>")
+    else:
+        done = entry.state == "done"
+        cards = "".join(render_source_card(v) for v in entry.citations) if done else ""
+        body = (f'<div class="bubble answer">{render_answer_text(entry.answer, entry.citations, done)}</div>'
+                + (f'<div class="source-cards">{cards}</div>' if cards else ""))
+    footnotes = []
+    if entry.standalone_question and entry.standalone_question != entry.question:
+        footnotes.append(f'<span class="searched-for">Searched for: {escape(entry.standalone_question)}</span>')
+    if entry.notice:
+        footnotes.append(f'<span class="notice">{escape(entry.notice)}</span>')
+    if entry.mode and entry.state == "done":
+        footnotes.append(f'<span class="mode">{escape(entry.mode)}</span>')
+    footer = f'<div class="footnotes">{"".join(footnotes)}</div>' if footnotes else ""
+    return (
+        f'<article class="turn" data-turn="{index}" data-state="{entry.state}">{question}'
+        f'<div class="msg bot">{body}{footer}</div>{details}</article>'
+    )
+
+
+def render_conversation(entries: list[ChatEntry], examples_hint: bool = True) -> str:
+    if not entries:
+        hint = "Ask about the indexed news articles. Every claim in an answer links to the paragraph behind it."
+        return f'<div class="conversation empty"><p class="empty-hint">{hint}</p></div>' if examples_hint else ""
+    turns = "".join(render_entry(i, e) for i, e in enumerate(entries))
+    return f'<div class="conversation">{turns}</div>'
+
+
+SOURCES_PANEL = (
+    '<section class="sources" aria-label="Sources">'
+    '<h2 class="sources-heading">Sources</h2>'
+    '<p class="sources-empty">Click a citation such as <span class="cite-sample">[1]</span> or a source '
+    "card to read the cited paragraph in its article.</p>"
+    '<div class="sources-body" aria-live="polite"></div></section>'
+)
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def render_header(service: QAService) -> str:
+    try:
+        snapshot = service.snapshot()
+        articles = len(snapshot.records)
+        summary = (f"{plural(articles, 'article')}, {plural(snapshot.paragraph_count, 'paragraph')} indexed"
+                   if articles else "Nothing is indexed yet: upload articles in the Library tab")
+    except QAError as exc:
+        summary = f"The index cannot be read: {exc.message}"
+    return (
+        '<header class="app-header"><h1>News QA</h1>'
+        "<p>Answers from news articles, citing the exact paragraph behind every claim. "
+        f'<span class="index-summary">{escape(summary)}</span></p></header>'
+    )
+
+
+def format_ingested(stamp: str) -> str:
+    try:
+        return datetime.fromisoformat(stamp).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return stamp
+
+
+def render_library(records: list[ArticleRecord]) -> str:
+    if not records:
+        return '<p class="library-empty">No articles are indexed.</p>'
+    rows = "".join(
+        f'<tr data-article-id="{escape(r.article_id)}"><td class="col-title">{escape(r.title)}</td>'
+        f'<td class="col-doc">{escape(r.doc)}</td><td class="col-count">{len(r.paragraphs)}</td>'
+        f'<td class="col-date">{escape(format_ingested(r.ingested_at))}</td></tr>'
+        for r in records
+    )
+    return (
+        '<div class="library-scroll"><table class="library"><thead><tr><th>Title</th><th>File</th>'
+        f"<th>Paragraphs</th><th>Ingested</th></tr></thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
+def render_upload_report(lines: list[tuple[bool, str]]) -> str:
+    items = "".join(
+        f'<li class="{"ok" if ok else "failed"}">{"✓" if ok else "✗"} {escape(text)}</li>' for ok, text in lines
+    )
+    return f'<ul class="upload-report">{items}</ul>' if items else ""
+
+
+# -- the page's one script and its styles ------------------------------------------------------
+
+# Opens a source in the panel beside the chat: clones the hidden detail that render_entry placed
+# in the same turn (already-escaped markup, so nothing is parsed from strings here).
+CITATION_SCRIPT = r"""
+element.addEventListener('click', (event) => {
+  const opener = event.target.closest('[data-source]');
+  if (!opener || !element.contains(opener)) return;
+  const turn = opener.closest('.turn');
+  const detail = turn && Array.from(turn.querySelectorAll('[data-source-detail]'))
+    .find((node) => node.dataset.sourceDetail === opener.dataset.source);
+  const panel = document.getElementById('sources-panel');
+  const body = panel && panel.querySelector('.sources-body');
+  if (!detail || !body) return;
+  const copy = detail.cloneNode(true);
+  copy.hidden = false;
+  body.replaceChildren(copy);
+  body.dataset.turn = turn.dataset.turn;
+  body.dataset.source = opener.dataset.source;
+  panel.querySelector('.sources-empty').hidden = true;
+  element.querySelectorAll('.is-open').forEach((node) => node.classList.remove('is-open'));
+  turn.querySelectorAll('[data-source="' + opener.dataset.source + '"]')
+    .forEach((node) => node.classList.add('is-open'));
+  const cited = body.querySelector('.is-cited');
+  if (cited) cited.scrollIntoView({block: 'nearest'});
+});
+"""
+
+# Run by the clear button before its Python handler: the panel content was placed by the script.
+CLEAR_SOURCES_SCRIPT = """
+() => {
+  const panel = document.getElementById('sources-panel');
+  if (panel) {
+    panel.querySelector('.sources-body').replaceChildren();
+    panel.querySelector('.sources-empty').hidden = false;
+  }
+}
+"""
+
+HEADER_CSS = """
+.app-header { padding: 4px 2px 8px; }
+.app-header h1 { margin: 0 0 4px; font-size: 1.6rem; }
+.app-header p { margin: 0; color: var(--body-text-color-subdued); }
+.index-summary { display: inline-block; margin-left: 4px; font-weight: 600; color: var(--body-text-color); }
+"""
+
+CONVERSATION_CSS = """
+.conversation { display: flex; flex-direction: column; gap: 18px; padding: 4px 2px; }
+.empty-hint { color: var(--body-text-color-subdued); margin: 24px 0; text-align: center; }
+.turn { display: flex; flex-direction: column; gap: 8px; }
+.msg { display: flex; flex-direction: column; }
+.msg.user { align-items: flex-end; }
+.bubble { padding: 10px 14px; border-radius: 14px; max-width: 92%; line-height: 1.55;
+  white-space: pre-wrap; overflow-wrap: anywhere; }
+.user .bubble { background: var(--color-accent-soft); border: 1px solid var(--border-color-accent-subdued); }
+.bot .bubble { background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary); }
+.bubble.abstention { border-style: dashed; background: transparent; }
+.abstention-text { margin: 0 0 6px; font-weight: 600; }
+.abstention-text::before { content: "∅ "; }
+.bubble.error { border-color: var(--error-border-color, #ef4444); background: var(--error-background-fill, #fef2f2);
+  color: var(--error-text-color, #b91c1c); }
+.thinking { color: var(--body-text-color-subdued); }
+.dots::after { content: "…"; }
+.cite, .cite-pending { font: inherit; font-size: 0.8em; font-weight: 700; vertical-align: super;
+  padding: 0 3px; margin: 0 1px; border-radius: 4px; line-height: 1; }
+.cite { cursor: pointer; color: var(--color-accent); background: var(--color-accent-soft);
+  border: 1px solid var(--color-accent); }
+.cite:hover, .cite.is-open { background: var(--color-accent); color: white; }
+.source-cards, .related { display: flex; flex-wrap: wrap; gap: 8px; margin: 8px 0 0; padding: 0; list-style: none; }
+.source-card { display: flex; flex-direction: column; gap: 2px; text-align: left; cursor: pointer;
+  max-width: 320px; min-width: 0; flex: 1 1 220px; padding: 8px 10px; border-radius: 10px;
+  background: var(--background-fill-primary); border: 1px solid var(--border-color-primary); font: inherit; }
+.source-card:hover, .source-card.is-open { border-color: var(--color-accent); }
+.card-label { font-weight: 700; color: var(--color-accent); }
+.card-title { font-weight: 600; font-size: 0.9em; overflow-wrap: anywhere; }
+.card-meta { font-size: 0.8em; color: var(--body-text-color-subdued); overflow-wrap: anywhere; }
+.card-excerpt { font-size: 0.85em; color: var(--body-text-color-subdued); overflow-wrap: anywhere;
+  display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical; overflow: hidden; }
+.related-heading { margin: 4px 0 0; font-size: 0.85em; color: var(--body-text-color-subdued); }
+.footnotes { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 4px; font-size: 0.78em;
+  color: var(--body-text-color-subdued); }
+.mode { text-transform: uppercase; letter-spacing: 0.04em; }
+.notice { color: var(--color-accent); }
+"""
+
+SOURCES_CSS = """
+.sources { padding: 12px 14px; border: 1px solid var(--border-color-primary); border-radius: 12px;
+  background: var(--background-fill-secondary); }
+.sources-heading { margin: 0 0 6px; font-size: 1.1rem; }
+.sources-empty { color: var(--body-text-color-subdued); margin: 0; }
+.cite-sample { font-weight: 700; color: var(--color-accent); }
+.sources-body { max-height: 70vh; overflow-y: auto; }
+.detail-title { margin: 4px 0; font-size: 1rem; overflow-wrap: anywhere; }
+.card-label { color: var(--color-accent); }
+.detail-meta { display: flex; flex-wrap: wrap; gap: 4px 12px; margin: 0 0 8px; font-size: 0.85em;
+  color: var(--body-text-color-subdued); }
+.detail-doc { font-family: var(--font-mono); overflow-wrap: anywhere; }
+.context { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 6px; }
+.para { display: flex; gap: 8px; padding: 6px 8px; border-radius: 8px; border-left: 3px solid transparent;
+  color: var(--body-text-color-subdued); }
+.para p { margin: 0; white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.5; }
+.para-number { flex: none; font-size: 0.8em; font-weight: 700; padding-top: 2px; min-width: 2.2em; }
+.para.is-cited { color: var(--body-text-color); background: var(--color-accent-soft);
+  border-left-color: var(--color-accent); }
+.para mark { background: #fde68a; color: #1f2937; border-radius: 3px; padding: 0 1px; }
+"""
+
+LIBRARY_CSS = """
+.library-scroll { max-height: 60vh; overflow: auto; border: 1px solid var(--border-color-primary); border-radius: 10px; }
+.library { width: 100%; min-width: 560px; border-collapse: collapse; font-size: 0.9em; }
+.library th { position: sticky; top: 0; text-align: left; background: var(--background-fill-secondary); }
+.library th, .library td { padding: 6px 10px; border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
+.col-title { overflow-wrap: anywhere; min-width: 12em; }
+.col-doc { font-family: var(--font-mono); overflow-wrap: anywhere; }
+.col-count { text-align: right; }
+.col-date { white-space: nowrap; }
+.library-empty { color: var(--body-text-color-subdued); }
+"""
+
+REPORT_CSS = """
+.upload-report { list-style: none; padding: 0; margin: 0; }
+.upload-report li { padding: 4px 0; overflow-wrap: anywhere; }
+.upload-report .ok { color: var(--body-text-color); }
+.upload-report .failed { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+"""
+
+
+# -- the app -------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChatUI:
+    """The handlers behind the page, over one shared service."""
+
+    service: QAService
+    settings: Settings
+    log: logging.Logger = field(default=LOG)
+
+    def answer_modes(self) -> list[tuple[str, str]]:
+        """The modes this server can answer in; LLM only when one is configured."""
+        modes = [(ANSWER_MODES["extractive"], "extractive")]
+        if self.settings.llm.backend != "extractive":
+            modes.append((ANSWER_MODES["llm"], "llm"))
+        return modes
+
+    def respond(self, question: str, entries: list[ChatEntry], k: float, mode: str
+                ) -> Iterator[tuple[str, list[ChatEntry], str]]:
+        """Stream one answer into the conversation: (conversation HTML, new state, input box).
+
+        ``mode`` is the answer mode picked in the settings. The service answers extractively
+        until an LLM path exists; each answer's footnote shows the mode that produced it.
+        """
+        question = (question or "").strip()
+        if not question:
+            yield render_conversation(entries), entries, ""
+            return
+        history = history_of(entries)
+        entry = ChatEntry(question=question)
+        yield render_conversation([*entries, entry]), entries, ""
+        try:
+            for event in self.service.ask_stream(question, history, k=int(k)):
+                if isinstance(event, AnswerDelta):
+                    entry = replace(entry, state="streaming", answer=entry.answer + event.text)
+                    yield render_conversation([*entries, entry]), entries, ""
+                elif isinstance(event, AnswerDone):
+                    entry = self.finished_entry(question, event.response)
+        except QAError as exc:
+            entry = replace(entry, state="error", error=exc.message)
+        except Exception:  # the chat shows a sentence, the server log keeps the traceback
+            self.log.exception("answering %r failed", question)
+            entry = replace(entry, state="error",
+                            error="Something went wrong on the server while answering. Please try again.")
+        done = [*entries, entry]
+        yield render_conversation(done), done, ""
+
+    def finished_entry(self, question: str, response: AskResponse) -> ChatEntry:
+        citations = tuple(source_view(self.service, c, f"c{c.n}", f"[{c.n}]") for c in response.citations)
+        closest = {r.article_id: r for r in reversed(response.related)}  # best paragraph per article
+        ordered = [r for r in response.related if closest.get(r.article_id) is r]
+        related = tuple(source_view(self.service, r, f"r{i}", "") for i, r in enumerate(ordered))
+        return ChatEntry(
+            question=question, state="done", answer=response.answer, abstained=response.abstained,
+            mode=response.mode, standalone_question=response.standalone_question,
+            notice=response.notice or "", citations=citations, related=related,
+        )
+
+    def ask_api(self, question: str, k: int | None = None) -> dict:
+        """Answer a question from the indexed articles: the answer with [n] markers, whether it
+        abstained, and the cited paragraphs (title, file, paragraph number, text)."""
+        try:
+            return self.service.ask(question, k=None if k is None else int(k)).model_dump(mode="json")
+        except QAError as exc:
+            raise gr.Error(exc.message) from None
+
+    def clear(self) -> tuple[str, list[ChatEntry], str]:
+        return render_conversation([]), [], ""
+
+    def library_view(self) -> tuple[str, str, dict]:
+        """(header, library table, delete choices) for the index as it is now."""
+        try:
+            records = self.service.documents()
+        except QAError as exc:
+            return render_header(self.service), f'<p class="library-empty">{escape(exc.message)}</p>', gr.update(choices=[], value=None)
+        choices = [(f"{r.title} ({r.doc})", r.article_id) for r in records]
+        return render_header(self.service), render_library(records), gr.update(choices=choices, value=None)
+
+    def upload(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()
+               ) -> tuple[str, str, str, dict, None]:
+        lines: list[tuple[bool, str]] = []
+        limit = self.settings.server.max_upload_bytes
+        for path in progress.tqdm(paths or [], desc="Indexing articles", unit="files"):
+            name = Path(path).name
+            try:
+                size = os.path.getsize(path)
+                if size > limit:
+                    lines.append((False, f"{name}: {size:,} bytes is over the upload limit of {limit:,} bytes"))
+                    continue
+                record, report = self.service.upload(name, Path(path).read_bytes())
+            except QAError as exc:
+                lines.append((False, f"{name}: {exc.message}"))
+                continue
+            if record is None:
+                reason = "; ".join(reason for _, reason in report.skipped) or "not indexed"
+                lines.append((False, f"{name}: {reason}"))
+            else:
+                lines.append((True, f"{record.doc}: “{record.title}”, {plural(len(record.paragraphs), 'paragraph')} indexed"))
+        return (render_upload_report(lines), *self.library_view(), None)
+
+    def delete(self, article_id: str | None) -> tuple[str, str, str, dict]:
+        if not article_id:
+            return (render_upload_report([(False, "Choose an article to delete first.")]), *self.library_view())
+        try:
+            record = self.service.delete_document(article_id)
+            line = (True, f"Deleted {record.doc} (“{record.title}”).")
+        except QAError as exc:
+            line = (False, exc.message)
+        return (render_upload_report([line]), *self.library_view())
 
 
 def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
-    def respond(message: str, history: list) -> str:
-        try:
-            return service.ask(message).answer
-        except QAError as exc:
-            return f"⚠️ {exc.message}"
+    chat = ChatUI(service, settings)
+    modes = chat.answer_modes()
+    with gr.Blocks(title="News QA", fill_width=False) as blocks:
+        header = gr.HTML(lambda: render_header(service), css_template=HEADER_CSS, js_on_load=None,
+                         elem_id="app-header")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3, min_width=340):
+                        conversation = gr.HTML(
+                            render_conversation([]), elem_id="conversation", css_template=CONVERSATION_CSS,
+                            js_on_load=CITATION_SCRIPT, autoscroll=True, max_height="68vh", min_height=160,
+                        )
+                        with gr.Row(equal_height=True):
+                            question = gr.Textbox(
+                                show_label=False, placeholder="Ask about the articles, e.g. a follow-up: “and why?”",
+                                lines=1, max_lines=4, scale=5, min_width=200, elem_id="question-box",
+                                autofocus=True,
+                            )
+                            send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask-button")
+                        with gr.Row(elem_id="examples"):
+                            example_buttons = [
+                                gr.Button(text, size="sm", variant="secondary", min_width=160,
+                                          elem_classes=["example-question"])
+                                for text in SEED_EXAMPLES
+                            ]
+                    with gr.Column(scale=2, min_width=300):
+                        # Filled in the browser by CITATION_SCRIPT, so no handler ever outputs to it.
+                        gr.HTML(SOURCES_PANEL, elem_id="sources-panel", css_template=SOURCES_CSS,
+                                          js_on_load=None)
+                        with gr.Accordion("Settings", open=True, elem_id="chat-settings"):
+                            top_k = gr.Slider(1, MAX_SOURCES, value=min(settings.retrieval.top_k, MAX_SOURCES),
+                                              step=1, label="Sources to use",
+                                              info="Paragraphs read for each answer", elem_id="sources-to-use")
+                            mode = gr.Radio(
+                                modes, value="extractive", label="Answer mode", elem_id="answer-mode",
+                                interactive=len(modes) > 1,
+                                info=None if len(modes) > 1 else
+                                "LLM answers are off: no LLM is configured ([llm] backend in the config).",
+                            )
+                            clear = gr.Button("Clear conversation", variant="secondary", elem_id="clear-button")
+            with gr.Tab("Library", id="library"):
+                library_table = gr.HTML(lambda: chat.library_view()[1], css_template=LIBRARY_CSS,
+                                        js_on_load=None, elem_id="library-table")
+                with gr.Row(equal_height=False):
+                    with gr.Column(min_width=300):
+                        files = gr.File(label="Upload articles (.txt, .md, .html)", file_count="multiple",
+                                        file_types=UPLOAD_TYPES, type="filepath", elem_id="upload-files")
+                    with gr.Column(min_width=300):
+                        doomed = gr.Dropdown([], label="Article to delete", elem_id="delete-choice",
+                                             interactive=True)
+                        delete = gr.Button("Delete article", variant="stop", elem_id="delete-button")
+                library_status = gr.HTML("", css_template=REPORT_CSS, js_on_load=None, elem_id="library-status")
 
-    with gr.Blocks(title="News QA") as blocks:
-        gr.ChatInterface(respond)
+        entries = gr.State([])
+        ask_inputs = [question, entries, top_k, mode]
+        ask_outputs = [conversation, entries, question]
+        question.submit(chat.respond, ask_inputs, ask_outputs, api_visibility="private")
+        send.click(chat.respond, ask_inputs, ask_outputs, api_visibility="private")
+        for button, text in zip(example_buttons, SEED_EXAMPLES):
+            button.click(lambda t=text: t, None, question, api_visibility="private", queue=False).then(
+                chat.respond, ask_inputs, ask_outputs, api_visibility="private")
+        clear.click(chat.clear, None, ask_outputs, js=CLEAR_SOURCES_SCRIPT, api_visibility="private")
+
+        library_outputs = [header, library_table, doomed]
+        files.upload(chat.upload, files, [library_status, *library_outputs, files], api_visibility="private")
+        delete.click(chat.delete, doomed, [library_status, *library_outputs], api_visibility="private")
+        blocks.load(chat.library_view, None, library_outputs, api_visibility="private")
+        gr.api(chat.ask_api, api_name="ask")
+    blocks.queue(default_concurrency_limit=4)
     return blocks

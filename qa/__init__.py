@@ -10,7 +10,8 @@ from qa._chunking import chunk_article
 from qa._config import Settings, load_settings
 from qa._errors import (
     ConfigError, DocumentNotFound, EmbeddingError, IndexCorrupt, IndexEmpty, IndexError_,
-    InvalidInput, InvalidQuestion, LLMError, QAError, StoreUnavailable, UploadRejected,
+    InvalidInput, InvalidQuestion, LLMError, NotReady, QAError, StoreUnavailable, Unauthorized,
+    UploadRejected,
 )
 from qa._models import (
     Article, ArticleRecord, AskResponse, ChatTurn, Chunk, Citation, IngestReport, Paragraph,
@@ -21,7 +22,8 @@ from qa._service import ABSTENTION, QAService
 __all__ = [
     "ABSTENTION", "Article", "ArticleRecord", "AskResponse", "ChatTurn", "Chunk", "Citation",
     "ConfigError", "DocumentNotFound", "EmbeddingError", "IndexCorrupt", "IndexEmpty", "IndexError_",
-    "IngestReport", "InvalidInput", "InvalidQuestion", "LLMError", "Paragraph", "QAError", "QAService",
-    "RetrievedParagraph", "Settings", "SourceParagraph", "StoreUnavailable", "UploadRejected",
+    "IngestReport", "InvalidInput", "InvalidQuestion", "LLMError", "NotReady", "Paragraph", "QAError",
+    "QAService", "RetrievedParagraph", "Settings", "SourceParagraph", "StoreUnavailable", "Unauthorized",
+    "UploadRejected",
     "chunk_article", "html_to_text", "load_settings", "parse_file", "parse_text", "source_text",
 ]

@@ -12,6 +12,7 @@ lists the closest paragraphs as related, not as citations.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from qa._condense import Condensed
@@ -19,7 +20,7 @@ from qa._config import AnswerSettings
 from qa._keyword import KeywordIndex
 from qa._models import Citation
 from qa._retrieval import Candidate
-from qa._text import sentence_spans, terms
+from qa._text import sentence_spans, terms, words
 
 ABSTENTION = "The indexed articles don't answer this question."
 
@@ -47,6 +48,33 @@ class ExtractiveAnswer:
     support: float
 
 
+_NUMBER_QUESTION = re.compile(
+    r"\b(how (many|much|long|old|far|large|big|often|tall|high)|what (number|percentage|proportion|amount|size)|"
+    r"what year|which year|when|what date|what time|what age)\b", re.I)
+_ENTITY_QUESTION = re.compile(r"\b(who|whom|whose|where|which (country|city|company|team|person|group|party))\b", re.I)
+_NUMBER_WORDS = {
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+    "dozen", "dozens", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    "hundred", "hundreds", "thousand", "thousands", "million", "millions", "billion", "billions", "half",
+    "january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+    "november", "december", "century", "decade",
+}
+
+
+def answer_type_bonus(question: str, sentence: str) -> float:
+    """A small bonus when the sentence holds the kind of thing the question asks for:
+    a number or date for "how many"/"when", a name not in the question for "who"/"where"."""
+    if _NUMBER_QUESTION.search(question):
+        sentence_words = set(words(sentence))
+        has_number = any(ch.isdigit() for ch in sentence) or bool(sentence_words & _NUMBER_WORDS)
+        return 0.08 if has_number else -0.04
+    if _ENTITY_QUESTION.search(question):
+        asked = {w.lower() for w in re.findall(r"[A-Za-z]+", question)}
+        names = [w for w in re.findall(r"(?<!^)(?<![.!?] )\b[A-Z][a-z]+", sentence) if w.lower() not in asked]
+        return 0.06 if names else -0.03
+    return 0.0
+
+
 def _weights(condensed: Condensed, keyword: KeywordIndex) -> dict[str, float]:
     weights: dict[str, float] = {}
     for term in condensed.context_terms:
@@ -71,7 +99,8 @@ def score_sentences(condensed: Condensed, candidates: list[Candidate],
             from_context = sum(weights[t] for t in weights if t not in covered and t in context_terms)
             coverage = (sum(weights[t] for t in covered) + 0.5 * from_context) / total
             dense = candidate.dense if candidate.dense else best_dense * 0.8
-            support = 0.65 * coverage + 0.35 * max(dense, 0.0) - 0.02 * (rank - 1)
+            support = (0.65 * coverage + 0.35 * max(dense, 0.0) - 0.02 * (rank - 1)
+                       + answer_type_bonus(condensed.question, text[start:end]))
             scored.append(ScoredSentence(candidate, rank, start, end, covered, coverage, support))
     scored.sort(key=lambda s: s.support, reverse=True)
     return scored

@@ -40,11 +40,15 @@ class VectorStoreSettings(_Section):
 
 class EmbeddingSettings(_Section):
     backend: Literal["onnx", "openai"] = "onnx"
-    batch_size: int = 64
+    batch_size: int = 16
     max_tokens: int = 256
     threads: int = 0
     base_url: str = ""
     model: str = "text-embedding-3-small"
+
+
+class IngestSettings(_Section):
+    commit_chunks: int = 256
 
 
 class ChunkingSettings(_Section):
@@ -84,6 +88,7 @@ class Settings(_Section):
     index: IndexSettings = IndexSettings()
     vector_store: VectorStoreSettings = VectorStoreSettings()
     embedding: EmbeddingSettings = EmbeddingSettings()
+    ingest: IngestSettings = IngestSettings()
     chunking: ChunkingSettings = ChunkingSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     answer: AnswerSettings = AnswerSettings()

@@ -40,7 +40,7 @@ class OnnxMiniLMEmbedding(BaseEmbedding):
     _session: Any = PrivateAttr()
     _tokenizer: Any = PrivateAttr()
 
-    def __init__(self, max_tokens: int = 256, batch_size: int = 64, threads: int = 0) -> None:
+    def __init__(self, max_tokens: int = 256, batch_size: int = 16, threads: int = 0) -> None:
         super().__init__(
             model_name="all-MiniLM-L6-v2-int8-onnx",
             embed_batch_size=batch_size,

@@ -14,7 +14,9 @@ so the CLI, the API and the chat can map them to one clear message each::
     │   ├── IndexCorrupt         the index folder cannot be read; rebuild with ``qa ingest --rebuild`` (HTTP 503)
     │   └── StoreUnavailable     the vector store cannot be reached or written (HTTP 503)
     ├── EmbeddingError           the embedding model cannot be loaded or run (HTTP 503)
-    └── LLMError                 the configured LLM failed; the answer path falls back to extractive
+    ├── LLMError                 the configured LLM failed; the answer path falls back to extractive
+    ├── Unauthorized             an API request without the right ``Authorization: Bearer`` key (HTTP 401)
+    └── NotReady                 the server is still loading the model and the index (HTTP 503)
 
 Each class carries ``http_status`` and ``exit_code`` so the two front ends
 need no table of their own, and ``error_type``: the short name the API puts in
@@ -96,3 +98,17 @@ class LLMError(QAError):
     http_status = 502
     exit_code = 6
     error_type = "llm_error"
+
+
+class Unauthorized(QAError):
+    http_status = 401
+    exit_code = 2
+    error_type = "unauthorized"
+    # RFC 9110: a 401 names the scheme the client should use.
+    http_headers = {"WWW-Authenticate": "Bearer"}
+
+
+class NotReady(QAError):
+    http_status = 503
+    exit_code = 4
+    error_type = "not_ready"

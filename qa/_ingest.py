@@ -24,7 +24,6 @@ from qa._store import ChromaIndex
 
 # Progress callback: (files done, files in all).
 Progress = Callable[[int, int], None]
-_EMBED_BATCH_CHUNKS = 256
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,12 @@ def _file_hash(path: Path) -> str | None:
 
 
 class Ingestor:
-    def __init__(self, index: ChromaIndex, embedder, chunking: ChunkingSettings) -> None:
+    def __init__(self, index: ChromaIndex, embedder, chunking: ChunkingSettings,
+                 commit_chunks: int = 256) -> None:
         self._index = index
         self._embedder = embedder
         self._chunking = chunking
+        self._commit_chunks = max(1, commit_chunks)
 
     def run(self, paths: Iterable[Path], progress: Progress | None = None) -> IngestReport:
         files, skipped, folders = scan(paths)
@@ -103,7 +104,7 @@ class Ingestor:
                     chunks = chunk_article(article, self._chunking.max_words, self._chunking.min_words)
                     pending.append((article, chunks, record is not None))
                     pending_chunks += len(chunks)
-            if pending_chunks >= _EMBED_BATCH_CHUNKS:
+            if pending_chunks >= self._commit_chunks:
                 self._commit(pending, report)
                 pending, pending_chunks = [], 0
             if progress:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -24,7 +25,7 @@ from qa._condense import condense
 from qa._config import Settings
 from qa._embedding import make_embedding
 from qa._articles import SUFFIX_KINDS, article_id_for
-from qa._errors import DocumentNotFound, IndexEmpty, InvalidInput, InvalidQuestion, UploadRejected
+from qa._errors import DocumentNotFound, IndexCorrupt, IndexEmpty, InvalidInput, InvalidQuestion, UploadRejected
 from qa._ingest import Ingestor, Progress, SourceFile
 from qa._keyword import KeywordIndex
 from qa._models import ArticleRecord, AskResponse, ChatTurn, IngestReport
@@ -114,6 +115,9 @@ class QAService:
             self._snapshot = IndexSnapshot.of(generation, records, keyword)
             return self._snapshot
 
+    def _ingestor(self) -> Ingestor:
+        return Ingestor(self.index, self.embedder, self.settings.chunking, self.settings.ingest.commit_chunks)
+
     def warm_up(self) -> None:
         """Load the model and the index now rather than on the first question."""
         self.embedder.embed(["warm up"])
@@ -125,10 +129,23 @@ class QAService:
                progress: Progress | None = None) -> IngestReport:
         with self._write_lock:
             if rebuild:
-                self.index.reset()
-            report = Ingestor(self.index, self.embedder, self.settings.chunking).run(paths, progress)
+                self._drop_index()
+            report = self._ingestor().run(paths, progress)
         self.snapshot()
         return report
+
+    def _drop_index(self) -> None:
+        """Empty the index; an embedded index folder that cannot even be opened is deleted."""
+        try:
+            self.index.reset()
+        except IndexCorrupt:
+            if self.settings.vector_store.mode != "embedded":
+                raise
+            shutil.rmtree(Path(self.settings.index.dir) / "chroma", ignore_errors=True)
+        shutil.rmtree(Path(self.settings.index.dir) / "keyword", ignore_errors=True)
+        with self._parts_lock:
+            self._index = None
+        self._snapshot = None
 
     def upload(self, name: str, content: bytes) -> tuple[ArticleRecord | None, IngestReport]:
         """Save an uploaded article in the upload folder and index it; the record is None when the
@@ -146,7 +163,7 @@ class QAService:
             with os.fdopen(handle, "wb") as stream:
                 stream.write(content)
             os.replace(partial, target)
-            report = Ingestor(self.index, self.embedder, self.settings.chunking).run_files(
+            report = self._ingestor().run_files(
                 [SourceFile(target, folder)], [], []
             )
         if report.skipped:

@@ -49,10 +49,16 @@ def _reports_errors(command):
 
 
 def _progress_bar(description: str):
+    """A tqdm bar on a terminal; elsewhere (logs, CI, pipes) a plain line every 5%."""
     bar: tqdm | None = None
+    interactive = sys.stderr.isatty()
 
     def update(done: int, total: int) -> None:
         nonlocal bar
+        if not interactive:
+            if done == total or done % max(1, total // 20) == 0:
+                click.echo(f"{description}: {done}/{total} files", err=True)
+            return
         if bar is None:
             bar = tqdm(total=total, desc=description, unit="file", file=sys.stderr,
                        disable=None, leave=False, dynamic_ncols=True)

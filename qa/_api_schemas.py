@@ -1,0 +1,261 @@
+"""What the HTTP API accepts and returns; FastAPI publishes these as ``/openapi.json``.
+
+The answer object itself is :class:`~qa._models.AskResponse`, shared with ``qa ask --json``.
+The ``chat.completion`` shapes follow OpenAI's, so the official ``openai`` client
+parses them; the bot's citations ride along in extra fields OpenAI clients keep.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+
+from qa._models import ArticleRecord, ChatTurn, Citation, IngestReport, RetrievedParagraph
+from qa._service import MAX_K
+
+# "llm" is reserved for the generated-answer path; until a server offers it,
+# asking for it is answered with a 400 that names the modes it does offer.
+AnswerMode = Literal["extractive", "llm"]
+
+
+def _encodable(text: str) -> str:
+    # JSON may carry unpaired surrogates ("\ud800"); no tokenizer or store takes them.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text must be valid Unicode (it contains an unpaired surrogate)") from None
+    return text
+
+
+# -- errors --------------------------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="short machine-readable kind, e.g. invalid_question, unauthorized")
+    message: str = Field(description="what went wrong, for a person")
+
+
+class ErrorBody(BaseModel):
+    """The one shape of every error the API returns."""
+
+    error: ErrorDetail
+
+
+# -- asking --------------------------------------------------------------------------
+
+
+class HistoryTurn(ChatTurn):
+    @field_validator("content")
+    @classmethod
+    def _valid_unicode(cls, content: str) -> str:
+        return _encodable(content)
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(description="the question; blank or longer than the server's limit is refused",
+                          examples=["How many anti-ballistic missiles will encompass Russia?"])
+    history: list[HistoryTurn] | None = Field(
+        default=None, description="earlier turns, oldest first, for a follow-up question")
+    # Strict: 1.0 or 0 are not "k" or "stream"; what the schema says is what is accepted.
+    k: StrictInt | None = Field(default=None, ge=1, le=MAX_K, description="paragraphs read for the answer")
+    mode: AnswerMode | None = Field(default=None, description="answer mode; only extractive exists now")
+    stream: StrictBool = Field(default=False, description="answer as Server-Sent Events, like /v1/ask/stream")
+
+    @field_validator("question")
+    @classmethod
+    def _valid_unicode(cls, question: str) -> str:
+        return _encodable(question)
+
+
+# -- documents -----------------------------------------------------------------------
+
+
+class ParagraphOut(BaseModel):
+    number: int = Field(description="1-based paragraph number, as cited")
+    start: int = Field(description="start of the paragraph's span in the article's source text")
+    end: int = Field(description="end (exclusive) of the span")
+    text: str
+    section: str = Field(description="the heading the paragraph sits under; empty before any heading")
+
+
+class DocumentSummary(BaseModel):
+    id: str = Field(description="the article id used in citations and in /v1/documents/{id}")
+    doc: str = Field(description="file path relative to the ingested folder")
+    title: str
+    kind: str = Field(description="txt, md or html")
+    paragraph_count: int
+    chunk_count: int
+    content_hash: str = Field(description="sha256 of the file's bytes")
+    ingested_at: str = Field(description="ISO 8601, UTC")
+
+    @classmethod
+    def of(cls, record: ArticleRecord) -> "DocumentSummary":
+        return cls(id=record.article_id, doc=record.doc, title=record.title, kind=record.kind,
+                   paragraph_count=len(record.paragraphs), chunk_count=record.chunk_count,
+                   content_hash=record.content_hash, ingested_at=record.ingested_at)
+
+
+class DocumentDetail(DocumentSummary):
+    paragraphs: list[ParagraphOut]
+
+    @classmethod
+    def of(cls, record: ArticleRecord) -> "DocumentDetail":
+        paragraphs = [ParagraphOut(number=p.number, start=p.start, end=p.end, text=p.text,
+                                   section=p.section) for p in record.paragraphs]
+        return cls(**DocumentSummary.of(record).model_dump(), paragraphs=paragraphs)
+
+
+class DocumentList(BaseModel):
+    count: int
+    documents: list[DocumentSummary]
+
+
+class SkippedFile(BaseModel):
+    file: str
+    reason: str
+
+
+class FileWarning(BaseModel):
+    file: str
+    warning: str
+
+
+class IngestReportOut(BaseModel):
+    added: list[str]
+    updated: list[str]
+    unchanged: list[str]
+    removed: list[str]
+    skipped: list[SkippedFile]
+    warnings: list[FileWarning]
+    chunks_embedded: int
+    paragraphs_indexed: int
+    seconds: float
+
+    @classmethod
+    def merged(cls, reports: list[IngestReport]) -> "IngestReportOut":
+        total = IngestReport()
+        for report in reports:
+            for name in ("added", "updated", "unchanged", "removed", "skipped", "warnings"):
+                getattr(total, name).extend(getattr(report, name))
+            total.chunks_embedded += report.chunks_embedded
+            total.paragraphs_indexed += report.paragraphs_indexed
+            total.seconds += report.seconds
+        return cls.model_validate(total.as_dict())
+
+
+class UploadResponse(BaseModel):
+    documents: list[DocumentSummary] = Field(description="the articles now indexed from the uploaded files")
+    report: IngestReportOut
+
+
+class DeleteResponse(BaseModel):
+    deleted: DocumentSummary
+
+
+# -- OpenAI-compatible chat ----------------------------------------------------------
+
+
+class ContentPart(BaseModel):
+    type: str = Field(description="only text parts are read; others are ignored")
+    text: str | None = None
+
+
+class ChatMessageIn(BaseModel):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+    name: str | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return _encodable(self.content)
+        return _encodable("".join(part.text or "" for part in self.content if part.type == "text"))
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's request body; parameters the bot has no use for (temperature, ...) are ignored."""
+
+    model: str = Field(description="one of the ids GET /v1/models lists")
+    messages: list[ChatMessageIn] = Field(min_length=1, description="the last one is the question")
+    stream: StrictBool = False
+    k: StrictInt | None = Field(default=None, ge=1, le=MAX_K, description="paragraphs read for the answer")
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str = Field(description="the answer, with its [n] citation markers")
+
+
+class ChatChoice(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop"] = "stop"
+
+
+class CitedAnswerFields(BaseModel):
+    """What a chat completion adds to OpenAI's fields: the sources behind the [n] markers."""
+
+    citations: list[Citation] = Field(description="citation n backs the marker [n] in the answer")
+    abstained: bool = Field(description="true when the articles do not answer the question")
+    related: list[RetrievedParagraph] = Field(description="closest paragraphs when it abstained")
+
+
+class ChatCompletion(CitedAnswerFields):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+
+
+class ChunkDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChunkChoice(BaseModel):
+    index: int = 0
+    delta: ChunkDelta
+    finish_reason: Literal["stop"] | None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One ``data:`` line of a streamed completion; the last one (finish_reason "stop")
+    also carries ``citations``, ``abstained`` and ``related``."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    citations: list[Citation] | None = None
+    abstained: bool | None = None
+    related: list[RetrievedParagraph] | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "qa"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+# -- health --------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    documents: int = Field(description="articles in the index")
