@@ -9,7 +9,7 @@ from qa._articles import html_to_text, parse_file, parse_text, source_text
 from qa._chunking import chunk_article
 from qa._config import Settings, load_settings
 from qa._errors import (
-    ConfigError, DocumentNotFound, EmbeddingError, IndexCorrupt, IndexEmpty, IndexError_,
+    ConfigError, DocumentNotFound, EmbeddingError, IndexCorrupt, IndexEmpty, IndexError_, IndexWriteError,
     InvalidInput, InvalidQuestion, LLMError, NotReady, QAError, StoreUnavailable, Unauthorized,
     UploadRejected,
 )
@@ -22,7 +22,7 @@ from qa._service import ABSTENTION, QAService
 __all__ = [
     "ABSTENTION", "Article", "ArticleRecord", "AskResponse", "ChatTurn", "Chunk", "Citation",
     "ConfigError", "DocumentNotFound", "EmbeddingError", "IndexCorrupt", "IndexEmpty", "IndexError_",
-    "IngestReport", "InvalidInput", "InvalidQuestion", "LLMError", "NotReady", "Paragraph", "QAError",
+    "IndexWriteError", "IngestReport", "InvalidInput", "InvalidQuestion", "LLMError", "NotReady", "Paragraph", "QAError",
     "QAService", "RetrievedParagraph", "Settings", "SourceParagraph", "StoreUnavailable", "Unauthorized",
     "UploadRejected",
     "chunk_article", "html_to_text", "load_settings", "parse_file", "parse_text", "source_text",

@@ -33,7 +33,7 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from qa._api_schemas import (
-    AnswerMode, AskRequest, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk,
+    AskRequest, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk,
     ChatCompletionRequest, ChunkChoice, ChunkDelta, DeleteResponse, DocumentDetail, DocumentList,
     DocumentSummary, ErrorBody, Health, IngestReportOut, ModelCard, ModelList, Readiness,
     UploadResponse,
@@ -45,7 +45,6 @@ from qa._service import AnswerDelta, AnswerDone, QAService, safe_upload_name
 
 API_VERSION = "0.1.0"
 MODEL_PREFIX = "news-qa"
-_ERROR_STATUSES = (400, 401, 404, 409, 413, 415, 422, 500, 503)
 _HTTP_ERROR_TYPES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 _ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 _MAX_REPORTED_PROBLEMS = 5
@@ -58,28 +57,10 @@ log = logging.getLogger("qa.api")
 T = TypeVar("T")
 
 
-def answer_modes(settings: Settings) -> tuple[str, ...]:
-    """The answer modes this server offers.
-
-    Only the extractive answerer exists; the LLM answer path adds "llm" here when
-    ``settings.llm.backend`` names a model.
-    """
-    return ("extractive",)
-
-
-def model_ids(settings: Settings) -> dict[str, str]:
-    """Model id (as ``/v1/models`` lists it) → answer mode. The bare name is the default mode."""
-    modes = answer_modes(settings)
+def model_ids(service: QAService) -> dict[str, str]:
+    """Model id (as ``/v1/models`` lists it) → answer mode; the bare name is the default mode."""
+    modes = service.answer_modes
     return {MODEL_PREFIX: modes[0], **{f"{MODEL_PREFIX}-{mode}": mode for mode in modes}}
-
-
-def _checked_mode(mode: AnswerMode | None, settings: Settings) -> str:
-    offered = answer_modes(settings)
-    if mode is None:
-        return offered[0]
-    if mode not in offered:
-        raise InvalidInput(f"mode {mode!r} is not available on this server; use one of: {', '.join(offered)}")
-    return mode
 
 
 # -- errors --------------------------------------------------------------------------
@@ -119,7 +100,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
-        error_type = _HTTP_ERROR_TYPES.get(exc.status_code, "invalid_request" if exc.status_code < 500 else "server_error")
+        fallback = "invalid_request" if exc.status_code < 500 else "server_error"
+        error_type = _HTTP_ERROR_TYPES.get(exc.status_code, fallback)
         return error_response(exc.status_code, error_type, str(exc.detail), exc.headers)
 
     @app.exception_handler(Exception)
@@ -344,7 +326,7 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
         return upload_body_limit if (method, path) == ("POST", "/v1/documents") else JSON_BODY_LIMIT
 
     app.add_middleware(DeclaredBodyLimit, limit_for=body_limit)
-    models = model_ids(settings)
+    models = model_ids(service)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:
@@ -359,27 +341,27 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
     # -- asking ----------------------------------------------------------------------
 
     @v1.post("/ask", response_model=AskResponse, tags=["ask"],
-             responses={200: {"content": _ASK_STREAM_DOC["content"]}, **_error_responses(409)})
+             responses={200: {"description": "the answer object; with `stream: true`, the events of "
+                                             "/v1/ask/stream", "content": _ASK_STREAM_DOC["content"]},
+                        **_error_responses(409)})
     def ask(request: AskRequest):
         """Answer a question from the indexed articles, citing paragraphs, or abstain.
 
         The body of the answer is the same object as `qa ask --json`. With `"stream": true`
         the answer comes as Server-Sent Events, exactly as from /v1/ask/stream.
         """
-        _checked_mode(request.mode, settings)
         if request.stream:
             return _ask_stream_response(request)
-        return service.ask(request.question, request.history, k=request.k)
+        return service.ask(request.question, request.history, k=request.k, mode=request.mode)
 
     @v1.post("/ask/stream", response_class=EventStream, status_code=200, tags=["ask"],
              responses={200: _ASK_STREAM_DOC, **_json_error_responses(409, *common_errors)})
     def ask_stream(request: AskRequest) -> EventStream:
         """The answer as Server-Sent Events: text deltas, the citations, then done."""
-        _checked_mode(request.mode, settings)
         return _ask_stream_response(request)
 
     def _ask_stream_response(request: AskRequest) -> EventStream:
-        events = _started(service.ask_stream(request.question, request.history, k=request.k))
+        events = _started(service.ask_stream(request.question, request.history, k=request.k, mode=request.mode))
         return EventStream(_ask_events(events))
 
     # -- OpenAI-compatible ---------------------------------------------------------
@@ -391,7 +373,7 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
         return ModelList(data=[ModelCard(id=name, created=created) for name in models])
 
     @v1.post("/chat/completions", response_model=ChatCompletion, tags=["openai"],
-             responses={200: {"content": _COMPLETION_STREAM_DOC["content"]}, **_error_responses(409)})
+             responses={200: _COMPLETION_STREAM_DOC, **_error_responses(409)})
     def chat_completions(request: ChatCompletionRequest):
         """OpenAI-compatible chat: the last message is the question, earlier user and assistant
         messages are the history. The answer keeps its [n] markers; `citations` holds the sources."""
@@ -402,10 +384,11 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
             raise InvalidInput(f"the last message must be the user's question, not a {last.role!r} message")
         history = [ChatTurn(role=m.role, content=m.text()) for m in earlier if m.role in ("user", "assistant")]
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+        mode = models[request.model]
         if request.stream:
-            events = _started(service.ask_stream(last.text(), history, k=request.k))
+            events = _started(service.ask_stream(last.text(), history, k=request.k, mode=mode))
             return EventStream(_completion_events(events, completion_id, request.model))
-        response = service.ask(last.text(), history, k=request.k)
+        response = service.ask(last.text(), history, k=request.k, mode=mode)
         return ChatCompletion(
             id=completion_id, created=int(time.time()), model=request.model,
             choices=[ChatChoice(message=AssistantMessage(content=response.answer))],

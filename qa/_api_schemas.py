@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_
 from qa._models import ArticleRecord, ChatTurn, Citation, IngestReport, RetrievedParagraph
 from qa._service import MAX_K
 
-# "llm" is reserved for the generated-answer path; until a server offers it,
-# asking for it is answered with a 400 that names the modes it does offer.
+# Every mode the bot knows; a server without an LLM configured answers "llm" with a 400
+# that names the modes it does offer (QAService.answer_modes).
 AnswerMode = Literal["extractive", "llm"]
 
 
@@ -61,7 +61,8 @@ class AskRequest(BaseModel):
         default=None, description="earlier turns, oldest first, for a follow-up question")
     # Strict: 1.0 or 0 are not "k" or "stream"; what the schema says is what is accepted.
     k: StrictInt | None = Field(default=None, ge=1, le=MAX_K, description="paragraphs read for the answer")
-    mode: AnswerMode | None = Field(default=None, description="answer mode; only extractive exists now")
+    mode: AnswerMode | None = Field(default=None, description="extractive, or llm when the server has an LLM "
+                                    "configured; by default the server's first mode (GET /v1/models)")
     stream: StrictBool = Field(default=False, description="answer as Server-Sent Events, like /v1/ask/stream")
 
     @field_validator("question")

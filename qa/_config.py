@@ -29,10 +29,12 @@ class IndexSettings(_Section):
 
 
 class VectorStoreSettings(_Section):
-    mode: Literal["embedded", "http"] = "embedded"
+    mode: Literal["embedded", "http", "cloud"] = "embedded"
     host: str = "127.0.0.1"
     port: int = 8001
     ssl: bool = False
+    auth_header: str = "Authorization"
+    timeout_s: float = 10
     tenant: str = "default_tenant"
     database: str = "default_database"
     collection_prefix: str = "news"
@@ -74,8 +76,16 @@ class LLMSettings(_Section):
     backend: Literal["extractive", "openai", "llama_cpp"] = "extractive"
     base_url: str = ""
     model: str = ""
+    model_path: str = ""
     timeout_s: float = 30
     max_retries: int = 2
+    retry_backoff_s: float = 0.5
+    context_window: int = 8192
+    max_answer_tokens: int = 300
+    temperature: float = 0.0
+    threads: int = 0
+    rewrite_follow_ups: bool = True
+    support_threshold: float = 0.5
 
 
 class ServerSettings(_Section):

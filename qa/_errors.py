@@ -12,6 +12,7 @@ so the CLI, the API and the chat can map them to one clear message each::
     ├── IndexError_              the index cannot be used
     │   ├── IndexEmpty           nothing is indexed yet (HTTP 409)
     │   ├── IndexCorrupt         the index folder cannot be read; rebuild with ``qa ingest --rebuild`` (HTTP 503)
+    │   ├── IndexWriteError      the index cannot be written (disk full, read-only); the previous index still answers (HTTP 507)
     │   └── StoreUnavailable     the vector store cannot be reached or written (HTTP 503)
     ├── EmbeddingError           the embedding model cannot be loaded or run (HTTP 503)
     ├── LLMError                 the configured LLM failed; the answer path falls back to extractive
@@ -82,6 +83,11 @@ class IndexEmpty(IndexError_):
 
 class IndexCorrupt(IndexError_):
     error_type = "index_corrupt"
+
+
+class IndexWriteError(IndexError_):
+    http_status = 507
+    error_type = "index_write_error"
 
 
 class StoreUnavailable(IndexError_):

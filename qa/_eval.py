@@ -72,7 +72,17 @@ def question_metrics(question: EvalQuestion, response: AskResponse, k: int) -> d
         "citations": len(response.citations),
         "citations_correct": sum(cited_ok),
         "latency_ms": response.timings.get("total", 0.0),
+        **llm_metrics(response),
     }
+
+
+def llm_metrics(response: AskResponse) -> dict:
+    """What the citation check found, for answers the LLM path generated (kept or replaced)."""
+    check = response.citation_check
+    if check is None:
+        return {}
+    return {"llm_sentences": check.sentences, "llm_supported": check.supported,
+            "citations_removed": check.removed_citations, "llm_fallback": check.fallback is not None}
 
 
 @dataclass
@@ -109,6 +119,23 @@ def summarize(results: list[dict], k: int) -> dict:
         "abstention_f1": f1,
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
+        **summarize_llm(metrics),
+    }
+
+
+def summarize_llm(metrics: list[dict]) -> dict:
+    """The LLM path's share of answer sentences with a valid supporting citation (over every
+    generated sentence, including those of answers the check replaced) and the number of
+    citations the check removed; nothing when no answer was generated."""
+    generated = [m for m in metrics if "llm_sentences" in m]
+    if not generated:
+        return {}
+    sentences = sum(m["llm_sentences"] for m in generated)
+    return {
+        "llm_answers": len(generated),
+        "llm_fallbacks": sum(1 for m in generated if m["llm_fallback"]),
+        "supported_sentence_share": sum(m["llm_supported"] for m in generated) / sentences if sentences else 0.0,
+        "citations_removed": sum(m["citations_removed"] for m in generated),
     }
 
 
@@ -120,6 +147,9 @@ _LABELS = [
     ("citation_precision", "citation precision", ".3f"), ("abstention_precision", "abstention precision", ".3f"),
     ("abstention_recall", "abstention recall", ".3f"), ("abstention_f1", "abstention F1", ".3f"),
     ("latency_p50_ms", "latency p50 (ms)", ".1f"), ("latency_p95_ms", "latency p95 (ms)", ".1f"),
+    ("llm_answers", "LLM answers generated", "d"), ("llm_fallbacks", "LLM answers replaced by extractive", "d"),
+    ("supported_sentence_share", "supported sentence share (LLM)", ".3f"),
+    ("citations_removed", "citations removed by the check (LLM)", "d"),
 ]
 
 

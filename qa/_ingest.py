@@ -86,6 +86,7 @@ class Ingestor:
         began = time.perf_counter()
         report = IngestReport(skipped=list(skipped))
         records = self._index.records()
+        self._index.check_writable(0)
         self._index.delete_orphans(records)  # leftovers of an interrupted run
 
         pending: list[tuple[Article, list[Chunk], bool]] = []
@@ -124,6 +125,7 @@ class Ingestor:
         if not pending:
             return
         texts = [chunk.indexed_text for _, chunks, _ in pending for chunk in chunks]
+        self._index.check_writable(len(texts))
         vectors = self._embedder.embed(texts)
         batch = []
         offset = 0

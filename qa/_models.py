@@ -128,6 +128,28 @@ class Citation(SourceParagraph):
     quote_end: int | None = None
 
 
+class UnsupportedSentence(BaseModel):
+    """A sentence of a generated answer that the paragraphs it cites do not support."""
+
+    text: str
+    start: int = Field(description="span of the sentence in the answer text")
+    end: int
+    citations: list[int] = Field(description="the [n] markers the sentence carries")
+    support: float = Field(description="support score against its cited paragraphs (0..1)")
+    reason: Literal["no_citation", "not_supported"]
+
+
+class CitationCheck(BaseModel):
+    """What the citation check found in a generated answer (absent on the extractive path)."""
+
+    sentences: int = Field(description="sentences of the generated answer")
+    supported: int = Field(description="sentences with a valid citation whose paragraph supports them")
+    removed_citations: int = Field(description="[n] markers removed because no source n was given")
+    threshold: float = Field(description="support score a sentence needed")
+    fallback: str | None = Field(default=None, description="why the generated answer was replaced "
+                                 "by the extractive one, when it was")
+
+
 class AskResponse(BaseModel):
     """The answer object: ``qa ask --json``, ``POST /v1/ask`` and every eval line."""
 
@@ -141,3 +163,6 @@ class AskResponse(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict, description="milliseconds per stage")
     mode: str = "extractive"
     notice: str | None = None
+    unsupported: list[UnsupportedSentence] = Field(
+        default_factory=list, description="sentences of a generated answer its citations do not support")
+    citation_check: CitationCheck | None = None

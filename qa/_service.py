@@ -21,14 +21,17 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from qa._answer import ABSTENTION, answer_extractively
-from qa._condense import condense
+from qa._condense import condense, is_follow_up
 from qa._config import Settings
 from qa._embedding import make_embedding
 from qa._articles import SUFFIX_KINDS, article_id_for
 from qa._errors import DocumentNotFound, IndexCorrupt, IndexEmpty, InvalidInput, InvalidQuestion, UploadRejected
+from qa._errors import LLMError
+from qa._generate import Generated, generate_answer, rewrite_follow_up
 from qa._ingest import Ingestor, Progress, SourceFile
+from qa._llm import ChatModel, start_chat_model
 from qa._keyword import KeywordIndex
-from qa._models import ArticleRecord, AskResponse, ChatTurn, IngestReport
+from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport
 from qa._retrieval import HybridRetriever, IndexSnapshot
 from qa._store import ChromaIndex
 
@@ -73,6 +76,8 @@ class QAService:
         self.settings = settings
         self._index: ChromaIndex | None = None
         self._embedder = None
+        self._chat_model: ChatModel | None = None
+        self._chat_model_started = False
         self._snapshot: IndexSnapshot | None = None
         self._parts_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
@@ -93,6 +98,38 @@ class QAService:
             if self._embedder is None:
                 self._embedder = make_embedding(self.settings.embedding)
             return self._embedder
+
+    # -- the LLM answer path (issue 5) -------------------------------------------
+
+    @property
+    def chat_model(self) -> ChatModel | None:
+        """The configured LLM, started on first use; None when the backend is extractive.
+
+        A backend that cannot start raises :class:`ConfigError` naming what to set."""
+        with self._parts_lock:
+            if not self._chat_model_started:
+                self._chat_model = start_chat_model(self.settings.llm)
+                self._chat_model_started = True
+            return self._chat_model
+
+    def start_llm(self) -> None:
+        """Start the configured LLM now, so a misconfigured one stops the server at start-up."""
+        _ = self.chat_model
+
+    @property
+    def answer_modes(self) -> tuple[str, ...]:
+        """The answer modes offered, the default first."""
+        return ("extractive",) if self.settings.llm.backend == "extractive" else ("llm", "extractive")
+
+    def answer_mode(self, mode: str | None) -> str:
+        if mode is None:
+            return self.answer_modes[0]
+        if mode not in self.answer_modes:
+            raise InvalidInput(f"mode {mode!r} is not available: use one of {', '.join(self.answer_modes)}"
+                               + (" (set [llm] backend in the config for LLM answers)" if mode == "llm" else ""))
+        return mode
+
+    # -- end of the LLM answer path ----------------------------------------------
 
     def snapshot(self) -> IndexSnapshot:
         """The current view of the index, reloaded when another write committed since."""
@@ -203,13 +240,28 @@ class QAService:
         return question.strip()
 
     def ask(self, question: str, history: list[ChatTurn] | None = None, k: int | None = None,
-            retrieve: int | None = None) -> AskResponse:
+            retrieve: int | None = None, mode: str | None = None) -> AskResponse:
         """Answer ``question`` from the indexed articles, citing paragraphs, or abstain.
 
         ``k`` paragraphs are read for the answer; ``retrieve`` (at least ``k``) are listed in
-        ``retrieved``, so an evaluation can measure hit@10 of the same ranking.
+        ``retrieved``, so an evaluation can measure hit@10 of the same ranking. ``mode`` is
+        "extractive" or "llm"; by default "llm" when an LLM is configured.
+        """
+        *_, done = self.ask_stream(question, history, k=k, retrieve=retrieve, mode=mode)
+        return done.response
+
+    def ask_stream(self, question: str, history: list[ChatTurn] | None = None, k: int | None = None,
+                   retrieve: int | None = None, mode: str | None = None) -> Iterator[AnswerDelta | AnswerDone]:
+        """The answer as text deltas, then :class:`AnswerDone` with the whole response.
+
+        A generated answer streams as the model writes it (only whole, valid ``[n]`` markers;
+        nothing before the first valid one). The extractive answer exists whole at once; it is
+        streamed word by word so clients handle it exactly like a generated one. When the LLM
+        fails, or its answer keeps no valid citation, the extractive answer replaces it and
+        ``notice`` says why; ``AnswerDone`` always carries the answer to show.
         """
         question = self.validate_question(question)
+        mode = self.answer_mode(mode)
         k = self.settings.retrieval.top_k if k is None else k
         if not 1 <= k <= MAX_K:
             raise InvalidInput(f"k must be between 1 and {MAX_K}, not {k}")
@@ -226,18 +278,55 @@ class QAService:
         if not snapshot.records:
             raise IndexEmpty("nothing is indexed yet: run `qa ingest PATH` or upload articles first")
         lap("snapshot")
+        model = self.chat_model if mode == "llm" else None
         condensed = condense(question, history)
+        notice: str | None = None
+        if model is not None and history and self.settings.llm.rewrite_follow_ups and is_follow_up(question):
+            try:
+                condensed = rewrite_follow_up(model, question, history, condensed)
+            except LLMError as exc:
+                notice, model = _fallback_notice(exc.message), None
         lap("condense")
         query_vector = self.embedder.embed([condensed.standalone])[0]
         lap("embed")
         retriever = HybridRetriever(self.index, self.embedder, snapshot, self.settings.retrieval)
         candidates = retriever.candidates(condensed.standalone, max(k, retrieve or 0), query_vector)
         lap("retrieve")
+        retrieved = [c.public() for c in candidates]
+
+        generated: Generated | None = None
+        streamed = False
+        if model is not None:
+            try:
+                for piece in generate_answer(model, condensed, candidates[:k], self.embedder, snapshot.keyword,
+                                             self.settings.llm.support_threshold):
+                    if isinstance(piece, Generated):
+                        generated = piece
+                    else:
+                        streamed = True
+                        yield AnswerDelta(piece)
+            except LLMError as exc:
+                notice = _fallback_notice(exc.message)
+            lap("generate")
+        if generated is not None and generated.checked is not None:
+            checked = generated.checked
+            timings["total"] = round(sum(timings.values()), 2)
+            yield AnswerDone(AskResponse(
+                question=question, standalone_question=condensed.standalone, answer=generated.answer,
+                abstained=False, citations=checked.citations, related=[], retrieved=retrieved,
+                timings=timings, mode="llm", unsupported=checked.unsupported, citation_check=checked.check,
+            ))
+            return
+
         extracted = answer_extractively(condensed, candidates[:k], snapshot.keyword, self.settings.answer)
         lap("answer")
+        check = None
+        if generated is not None:
+            notice = _fallback_notice(generated.fallback or "")
+            check = CitationCheck(sentences=generated.sentences, supported=0, removed_citations=generated.removed,
+                                  threshold=self.settings.llm.support_threshold, fallback=generated.fallback)
         timings["total"] = round(sum(timings.values()), 2)
-        retrieved = [c.public() for c in candidates]
-        return AskResponse(
+        response = AskResponse(
             question=question,
             standalone_question=condensed.standalone,
             answer=extracted.answer,
@@ -247,18 +336,15 @@ class QAService:
             retrieved=retrieved,
             timings=timings,
             mode="extractive",
+            notice=notice,
+            citation_check=check,
         )
-
-
-    def ask_stream(self, question: str, history: list[ChatTurn] | None = None,
-                   k: int | None = None) -> Iterator[AnswerDelta | AnswerDone]:
-        """The answer as text deltas, then :class:`AnswerDone` with the whole response.
-
-        The extractive answer exists whole at once; it is streamed word by word so
-        clients handle it exactly like a generated one.
-        """
-        response = self.ask(question, history, k=k)
-        for piece in re.findall(r"\S+\s*", response.answer):
-            yield AnswerDelta(piece)
+        if not streamed:  # after a failure mid-stream, AnswerDone alone replaces what was shown
+            for piece in re.findall(r"\S+\s*", response.answer):
+                yield AnswerDelta(piece)
         yield AnswerDone(response)
+
+
+def _fallback_notice(reason: str) -> str:
+    return f"Extractive answer: {reason}." if reason else "Extractive answer."
 

@@ -19,21 +19,26 @@ index, other processes) notice cheaply that the index changed.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import tempfile
 import uuid
+import weakref
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
 import chromadb
+import httpx
 import numpy as np
 from chromadb.config import Settings as ChromaSettings
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
 from llama_index.vector_stores.chroma import ChromaVectorStore
 
-from qa._config import Settings
-from qa._errors import IndexCorrupt, StoreUnavailable
+from qa._config import Settings, VectorStoreSettings, secret
+from qa._errors import IndexCorrupt, IndexWriteError, StoreUnavailable
 from qa._models import Article, ArticleRecord, Chunk, Paragraph
 
 _GENERATION_ID = "__generation__"
@@ -42,32 +47,84 @@ _NO_VECTOR = [1.0]
 _READ_PAGE = 5000
 
 
+def _server_headers(settings: VectorStoreSettings) -> dict[str, str]:
+    token = secret("QA_CHROMA_TOKEN")
+    if not token:
+        return {}
+    if settings.auth_header.lower() == "authorization":
+        return {"Authorization": f"Bearer {token}"}
+    return {settings.auth_header: token}
+
+
+def _bound_http_timeout(client: Any, seconds: float) -> None:
+    """chromadb's HTTP client waits forever on a hung server; give its session a deadline."""
+    session = getattr(getattr(client, "_server", None), "_session", None)
+    if session is not None:
+        session.timeout = httpx.Timeout(seconds, connect=min(seconds, 5.0))
+
+
 def _open_client(settings: Settings) -> Any:
     store = settings.vector_store
     chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
-    if store.mode == "http":
+    if store.mode in ("http", "cloud"):
         try:
-            return chromadb.HttpClient(
-                host=store.host,
-                port=store.port,
-                ssl=store.ssl,
-                tenant=store.tenant,
-                database=store.database,
-                settings=chroma_settings,
-            )
+            if store.mode == "cloud":
+                client = chromadb.CloudClient(tenant=store.tenant, database=store.database,
+                                              api_key=secret("QA_CHROMA_TOKEN"), settings=chroma_settings)
+            else:
+                client = chromadb.HttpClient(
+                    host=store.host, port=store.port, ssl=store.ssl, headers=_server_headers(store),
+                    tenant=store.tenant, database=store.database, settings=chroma_settings,
+                )
         except Exception as exc:  # chromadb raises bare ValueError/ConnectionError here
-            raise StoreUnavailable(
-                f"cannot reach the Chroma server at {store.host}:{store.port}: {exc}"
-            ) from None
+            raise StoreUnavailable(f"cannot reach the Chroma server at {_describe(store)}: {exc}") from None
+        _bound_http_timeout(client, store.timeout_s)
+        return client
     folder = Path(settings.index.dir) / "chroma"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(folder), settings=chroma_settings)
     except Exception as exc:
-        raise IndexCorrupt(
-            f"the index folder {folder} cannot be opened ({exc}); "
-            f"delete it or run `qa ingest --rebuild` to build it again"
-        ) from None
+        problem = unwritable_reason(folder)
+        if problem is None:
+            raise IndexCorrupt(
+                f"the index folder {folder} cannot be opened ({exc}); "
+                f"delete it or run `qa ingest --rebuild` to build it again"
+            ) from None
+    # Chroma writes even to open an index, so a read-only folder is served from a copy:
+    # questions are still answered, and every write says what is wrong.
+    copy = Path(tempfile.mkdtemp(prefix="qa-readonly-index-")) / "chroma"
+    try:
+        shutil.copytree(folder, copy)
+        client = chromadb.PersistentClient(path=str(copy), settings=chroma_settings)
+    except Exception as exc:
+        raise IndexCorrupt(f"the index folder {folder} is not writable ({problem}) and cannot be read: {exc}") from None
+    client.qa_read_only_reason = problem
+    weakref.finalize(client, shutil.rmtree, copy.parent, True)
+    return client
+
+
+def unwritable_reason(folder: Path) -> str | None:
+    """Why nothing can be written in ``folder`` (read-only, no permission, disk full), or None."""
+    try:
+        with tempfile.TemporaryFile(dir=folder) as probe:
+            probe.write(b"\0" * 65536)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def _describe(store: VectorStoreSettings) -> str:
+    return f"Chroma Cloud ({store.tenant}/{store.database})" if store.mode == "cloud" else f"{store.host}:{store.port}"
+
+
+# Room an ingest batch needs on disk, per chunk (vector, text, metadata, HNSW and log
+# overhead, generously) and at the least; Chroma's embedded store cannot be read
+# again until space is freed if it runs out of disk half-way through a write.
+_BYTES_PER_CHUNK = 32_768
+_MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
 def _record_from_chroma(article_id: str, metadata: dict, document: str) -> ArticleRecord:
@@ -92,6 +149,7 @@ class ChromaIndex:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._client = _open_client(settings)
+        self.read_only_reason: str | None = getattr(self._client, "qa_read_only_reason", None)
         prefix = settings.vector_store.collection_prefix
         try:
             self._chunks = self._client.get_or_create_collection(
@@ -104,11 +162,13 @@ class ChromaIndex:
             raise self._wrap(exc) from None
         self.vector_store = ChromaVectorStore(chroma_collection=self._chunks)
 
-    def _wrap(self, exc: Exception) -> Exception:
-        if self._settings.vector_store.mode == "http":
-            store = self._settings.vector_store
-            return StoreUnavailable(f"the Chroma server at {store.host}:{store.port} failed: {exc}")
+    def _wrap(self, exc: Exception, writing: bool = False) -> Exception:
+        store = self._settings.vector_store
+        if store.mode != "embedded":
+            return StoreUnavailable(f"the Chroma server at {_describe(store)} failed: {exc}")
         folder = Path(self._settings.index.dir) / "chroma"
+        if writing and (problem := unwritable_reason(folder)):
+            return self._write_error(problem)
         return IndexCorrupt(
             f"the index in {folder} cannot be used ({exc}); run `qa ingest --rebuild` to build it again"
         )
@@ -177,6 +237,30 @@ class ChromaIndex:
 
     # -- writing -----------------------------------------------------------------
 
+    def _write_error(self, problem: str) -> IndexWriteError:
+        folder = Path(self._settings.index.dir) / "chroma"
+        return IndexWriteError(
+            f"cannot write to the index folder {folder} ({problem}); free disk space or make it writable, "
+            f"then run the same command again. The index as it was before still answers questions."
+        )
+
+    def check_writable(self, chunks: int) -> None:
+        """Refuse a write that cannot succeed before it starts, so the index is never left half-written
+        by a full disk or a read-only folder."""
+        if self.read_only_reason:
+            raise self._write_error(self.read_only_reason)
+        if self._settings.vector_store.mode != "embedded":
+            return
+        folder = Path(self._settings.index.dir) / "chroma"
+        needed = max(_MIN_FREE_BYTES, chunks * _BYTES_PER_CHUNK)
+        free = shutil.disk_usage(folder).free
+        if free < needed:
+            raise self._write_error(
+                f"{free / 1e6:.0f} MB free on its disk, about {needed / 1e6:.0f} MB needed; nothing was written"
+            )
+        if problem := unwritable_reason(folder):
+            raise self._write_error(problem)
+
     def write_articles(self, batch: list[tuple[Article, list[Chunk], np.ndarray]],
                        replacing: set[str] = frozenset()) -> None:
         """Store the chunks, then commit the article records, then drop the previous versions
@@ -224,16 +308,17 @@ class ChromaIndex:
                 )
             self._bump_generation()
         except Exception as exc:
-            raise self._wrap(exc) from None
+            raise self._wrap(exc, writing=True) from None
 
     def remove_article(self, article_id: str) -> None:
         """Uncommit first, so a query never sees chunks of a half-removed article."""
+        self.check_writable(0)
         try:
             self._articles.delete(ids=[article_id])
             self._chunks.delete(where={"article_id": article_id})
             self._bump_generation()
         except Exception as exc:
-            raise self._wrap(exc) from None
+            raise self._wrap(exc, writing=True) from None
 
     def delete_orphans(self, records: dict[str, ArticleRecord]) -> int:
         """Delete chunks left by an interrupted write (no matching committed record)."""
@@ -248,7 +333,7 @@ class ChromaIndex:
             for begin in range(0, len(orphans), _READ_PAGE):
                 self._chunks.delete(ids=orphans[begin : begin + _READ_PAGE])
         except Exception as exc:
-            raise self._wrap(exc) from None
+            raise self._wrap(exc, writing=True) from None
         return len(orphans)
 
     def reset(self) -> None:

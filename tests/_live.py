@@ -68,3 +68,48 @@ def qa_server(index_dir: Path, upload_dir: Path | None = None, env: Mapping[str,
             process.wait()
         if log:
             output.close()
+
+
+class ChromaServer:
+    """A real ``chroma run`` on a free loopback port, which a test can stop and start again."""
+
+    def __init__(self, path: Path, log: Path | None = None) -> None:
+        self.path = path
+        self.port = free_port()
+        self.log = log
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment that points ``qa`` at this server."""
+        return {"QA_VECTOR_STORE_MODE": "http", "QA_VECTOR_STORE_HOST": "127.0.0.1",
+                "QA_VECTOR_STORE_PORT": str(self.port)}
+
+    def start(self) -> None:
+        chroma = Path(sys.executable).with_name("chroma")
+        output = open(self.log, "ab") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            [str(chroma), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+            stdout=output, stderr=subprocess.STDOUT,
+        )
+        wait_until_up(f"http://127.0.0.1:{self.port}/api/v2/heartbeat", self.process, timeout=60)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+
+@contextlib.contextmanager
+def chroma_server(path: Path, log: Path | None = None) -> Iterator[ChromaServer]:
+    server = ChromaServer(path, log)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,21 +13,8 @@ import pytest
 
 from qa import QAService
 
-from conftest import REPO, SHARED_DATA, make_settings
-
-
-def _index_state(service: QAService) -> tuple[dict, set[str]]:
-    records = service.index.records()
-    state = {
-        r.article_id: (r.doc, r.content_hash, r.chunk_count, tuple((p.number, p.start, p.end) for p in r.paragraphs))
-        for r in records.values()
-    }
-    chunk_ids = {
-        chunk_id
-        for ids, _, _ in service.index._pages(service.index._chunks, ["metadatas"])  # noqa: SLF001
-        for chunk_id in ids
-    }
-    return state, chunk_ids
+from _index_checks import bbc_sample, index_state, run_ingest
+from conftest import REPO, make_settings
 
 
 def test_second_run_embeds_nothing(service: QAService, articles_dir: Path) -> None:
@@ -45,7 +31,7 @@ def test_changed_file_replaces_its_chunks(service: QAService, articles_dir: Path
     path.write_text("Tokyo weather\n\nTokyo had heavy snow on Monday, closing schools.\n", encoding="utf-8")
     report = service.ingest([articles_dir])
     assert report.updated == [path.name]
-    state, chunk_ids = _index_state(service)
+    state, chunk_ids = index_state(service)
     (article,) = state.values()
     assert article[2] == 1 and len(chunk_ids) == 1  # the old six chunks are gone
     answer = service.ask("What closed schools in Tokyo?")
@@ -91,45 +77,23 @@ def test_rebuild_starts_from_an_empty_index(service: QAService, articles_dir: Pa
     assert len(report.added) == 1 and report.chunks_embedded == 6
 
 
-def _bbc_sample(target: Path, count: int) -> Path:
-    target.mkdir()
-    for path in sorted((SHARED_DATA / "bbc" / "business").glob("*.txt"))[:count]:
-        shutil.copy(path, target / path.name)
-    return target
-
-
-def _run_ingest(folder: Path, index_dir: Path, kill_after_progress: signal.Signals | None) -> int:
-    env = {**os.environ, "QA_INDEX_DIR": str(index_dir), "QA_INGEST_COMMIT_CHUNKS": "8"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "qa.cli", "ingest", str(folder)], cwd=REPO, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    if kill_after_progress is not None:
-        for line in process.stderr:  # progress lines come after batches have been committed
-            if line.startswith("Indexing:") and not line.startswith("Indexing: 0/"):
-                process.send_signal(kill_after_progress)
-                break
-    process.communicate(timeout=300)
-    return process.returncode
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_interrupted_ingest_then_rerun_equals_one_clean_run(tmp_path: Path, sig: signal.Signals) -> None:
-    folder = _bbc_sample(tmp_path / "bbc", 40)
+    folder = bbc_sample(tmp_path / "bbc", 30)
     interrupted_dir, clean_dir = tmp_path / "interrupted", tmp_path / "clean"
 
-    code = _run_ingest(folder, interrupted_dir, kill_after_progress=sig)
+    code = run_ingest(folder, {"QA_INDEX_DIR": str(interrupted_dir)}, interrupt_with=sig)
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
     partial = QAService(make_settings(tmp_path / "p", index={"dir": str(interrupted_dir)}))
-    assert 0 < len(partial.index.records()) < 40  # really stopped half-way
+    assert 0 < len(partial.index.records()) < 30  # really stopped half-way
 
-    assert _run_ingest(folder, interrupted_dir, kill_after_progress=None) == 0
-    assert _run_ingest(folder, clean_dir, kill_after_progress=None) == 0
+    assert run_ingest(folder, {"QA_INDEX_DIR": str(interrupted_dir)}) == 0
+    assert run_ingest(folder, {"QA_INDEX_DIR": str(clean_dir)}) == 0
     resumed = QAService(make_settings(tmp_path / "r", index={"dir": str(interrupted_dir)}))
     clean = QAService(make_settings(tmp_path / "c", index={"dir": str(clean_dir)}))
-    resumed_state, resumed_chunks = _index_state(resumed)
-    clean_state, clean_chunks = _index_state(clean)
-    assert len(clean_state) == 40
+    resumed_state, resumed_chunks = index_state(resumed)
+    clean_state, clean_chunks = index_state(clean)
+    assert len(clean_state) == 30
     assert resumed_state == clean_state
     assert resumed_chunks == clean_chunks  # no duplicates, no orphans
 
