@@ -76,6 +76,8 @@ class ChatEntry:
     notice: str = ""
     error: str = ""
     citations: tuple[SourceView, ...] = ()
+    # spans of the answer its cited paragraphs do not support (a generated answer's check)
+    unsupported: tuple[tuple[int, int], ...] = ()
     related: tuple[SourceView, ...] = ()
 
 
@@ -121,6 +123,22 @@ def escape(text: object) -> str:
 
 
 _MARKER = re.compile(r"\[(\d+)\]")
+
+
+def render_checked_answer(answer: str, citations: tuple[SourceView, ...], clickable: bool,
+                          unsupported: tuple[tuple[int, int], ...]) -> str:
+    """The answer with the sentences its citations do not support marked as such."""
+    pieces: list[str] = []
+    position = 0
+    for start, end in sorted(unsupported):
+        if not position <= start < end <= len(answer):
+            continue
+        pieces.append(render_answer_text(answer[position:start], citations, clickable))
+        pieces.append('<span class="unsupported" title="Not supported by the paragraph it cites: check the source">'
+                      f"{render_answer_text(answer[start:end], citations, clickable)}</span>")
+        position = end
+    pieces.append(render_answer_text(answer[position:], citations, clickable))
+    return "".join(pieces)
 
 
 def render_answer_text(answer: str, citations: tuple[SourceView, ...], clickable: bool) -> str:
@@ -207,7 +225,7 @@ def render_entry(index: int, entry: ChatEntry) -> str:
     else:
         done = entry.state == "done"
         cards = "".join(render_source_card(v) for v in entry.citations) if done else ""
-        body = (f'<div class="bubble answer">{render_answer_text(entry.answer, entry.citations, done)}</div>'
+        body = (f'<div class="bubble answer">{render_checked_answer(entry.answer, entry.citations, done, entry.unsupported)}</div>'
                 + (f'<div class="source-cards">{cards}</div>' if cards else ""))
     footnotes = []
     if entry.standalone_question and entry.standalone_question != entry.question:
@@ -371,6 +389,7 @@ CONVERSATION_CSS = """
   color: var(--body-text-color-subdued); }
 .mode { text-transform: uppercase; letter-spacing: 0.04em; }
 .notice { color: var(--color-accent); }
+.unsupported { text-decoration: underline wavy #d97706; text-underline-offset: 3px; cursor: help; }
 """
 
 SOURCES_CSS = """
@@ -427,18 +446,15 @@ class ChatUI:
     log: logging.Logger = field(default=LOG)
 
     def answer_modes(self) -> list[tuple[str, str]]:
-        """The modes this server can answer in; LLM only when one is configured."""
-        modes = [(ANSWER_MODES["extractive"], "extractive")]
-        if self.settings.llm.backend != "extractive":
-            modes.append((ANSWER_MODES["llm"], "llm"))
-        return modes
+        """The modes this server can answer in, the default first; LLM only when one is configured."""
+        return [(ANSWER_MODES[mode], mode) for mode in self.service.answer_modes]
 
     def respond(self, question: str, entries: list[ChatEntry], k: float, mode: str
                 ) -> Iterator[tuple[str, list[ChatEntry], str]]:
         """Stream one answer into the conversation: (conversation HTML, new state, input box).
 
-        ``mode`` is the answer mode picked in the settings. The service answers extractively
-        until an LLM path exists; each answer's footnote shows the mode that produced it.
+        ``mode`` is the answer mode picked in the settings; each answer's footnote shows the mode
+        that produced it (an LLM answer the check replaced says extractive, with its notice).
         """
         question = (question or "").strip()
         if not question:
@@ -448,7 +464,7 @@ class ChatUI:
         entry = ChatEntry(question=question)
         yield render_conversation([*entries, entry]), entries, ""
         try:
-            for event in self.service.ask_stream(question, history, k=int(k)):
+            for event in self.service.ask_stream(question, history, k=int(k), mode=mode or None):
                 if isinstance(event, AnswerDelta):
                     entry = replace(entry, state="streaming", answer=entry.answer + event.text)
                     yield render_conversation([*entries, entry]), entries, ""
@@ -472,6 +488,7 @@ class ChatUI:
             question=question, state="done", answer=response.answer, abstained=response.abstained,
             mode=response.mode, standalone_question=response.standalone_question,
             notice=response.notice or "", citations=citations, related=related,
+            unsupported=tuple((u.start, u.end) for u in response.unsupported),
         )
 
     def ask_api(self, question: str, k: int | None = None) -> dict:
@@ -563,7 +580,7 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                                               step=1, label="Sources to use",
                                               info="Paragraphs read for each answer", elem_id="sources-to-use")
                             mode = gr.Radio(
-                                modes, value="extractive", label="Answer mode", elem_id="answer-mode",
+                                modes, value=modes[0][1], label="Answer mode", elem_id="answer-mode",
                                 interactive=len(modes) > 1,
                                 info=None if len(modes) > 1 else
                                 "LLM answers are off: no LLM is configured ([llm] backend in the config).",

@@ -120,8 +120,8 @@ def report(outcomes: list[Outcome], wall_seconds: float, concurrency: int) -> st
         f"throughput    {len(outcomes) / wall_seconds:.1f} requests/s ({wall_seconds:.1f} s in all)",
     ]
     if answered:
-        lines.append(f"server time   {statistics.mean(o.server_ms for o in answered):.0f} ms mean per answer "
-                     f"(the rest of the latency is queueing for the CPU)")
+        lines.append(f"service time  {statistics.mean(o.server_ms for o in answered):.0f} ms mean inside "
+                     f"QAService.ask (the rest is HTTP and waiting for a worker thread)")
         lines.append(f"abstained     {sum(o.abstained for o in answered)} of {len(answered)}")
     for failure in failures[:5]:
         lines.append(f"error: HTTP {failure.status}: {failure.error}")

@@ -232,17 +232,35 @@ def _json(model) -> str:
     return model.model_dump_json(exclude_none=True)
 
 
+def _error_data(error_type: str, message: str) -> str:
+    return json.dumps({"error": {"type": error_type, "message": message}})
+
+
+def _until_failure(chunks: Iterator[bytes], error_event: Callable[[str], bytes]) -> Iterator[bytes]:
+    """``chunks``; should making them fail after the 200 went out, one last event carries the error."""
+    try:
+        yield from chunks
+    except QAError as exc:
+        yield error_event(_error_data(exc.error_type, exc.message))
+    except Exception:
+        log.exception("a stream failed after it started")
+        yield error_event(_error_data("internal_error", "the server failed while streaming this answer; see its log"))
+
+
 def _ask_events(events: Iterator[AnswerDelta | AnswerDone]) -> Iterator[bytes]:
-    for event in events:
-        if isinstance(event, AnswerDelta):
-            yield format_sse_event(event="delta", data_str=json.dumps({"text": event.text}))
-            continue
-        response = event.response
-        sources = {"citations": [c.model_dump() for c in response.citations],
-                   "abstained": response.abstained,
-                   "related": [r.model_dump() for r in response.related]}
-        yield format_sse_event(event="citations", data_str=json.dumps(sources))
-        yield format_sse_event(event="done", data_str=response.model_dump_json())
+    def chunks() -> Iterator[bytes]:
+        for event in events:
+            if isinstance(event, AnswerDelta):
+                yield format_sse_event(event="delta", data_str=json.dumps({"text": event.text}))
+                continue
+            response = event.response
+            sources = {"citations": [c.model_dump() for c in response.citations],
+                       "abstained": response.abstained,
+                       "related": [r.model_dump() for r in response.related]}
+            yield format_sse_event(event="citations", data_str=json.dumps(sources))
+            yield format_sse_event(event="done", data_str=response.model_dump_json())
+
+    return _until_failure(chunks(), lambda data: format_sse_event(event="error", data_str=data))
 
 
 def _completion_events(events: Iterator[AnswerDelta | AnswerDone], completion_id: str,
@@ -255,15 +273,19 @@ def _completion_events(events: Iterator[AnswerDelta | AnswerDone], completion_id
                                     **extra)
         return format_sse_event(data_str=_json(piece))
 
-    yield chunk(ChunkDelta(role="assistant", content=""))
-    for event in events:
-        if isinstance(event, AnswerDelta):
-            yield chunk(ChunkDelta(content=event.text))
-        else:
-            response = event.response
-            yield chunk(ChunkDelta(), finish_reason="stop", citations=response.citations,
-                        abstained=response.abstained, related=response.related)
-    yield format_sse_event(data_str="[DONE]")
+    def chunks() -> Iterator[bytes]:
+        yield chunk(ChunkDelta(role="assistant", content=""))
+        for event in events:
+            if isinstance(event, AnswerDelta):
+                yield chunk(ChunkDelta(content=event.text))
+            else:
+                response = event.response
+                yield chunk(ChunkDelta(), finish_reason="stop", citations=response.citations,
+                            abstained=response.abstained, related=response.related)
+        yield format_sse_event(data_str="[DONE]")
+
+    # OpenAI's clients raise an APIError for a data line with an "error" key.
+    return _until_failure(chunks(), lambda data: format_sse_event(data_str=data))
 
 
 # How /openapi.json describes each event of the two streams (schemathesis checks them too).
@@ -271,20 +293,24 @@ _ASK_EVENT_SCHEMA = {
     "type": "object",
     "required": ["event", "data"],
     "properties": {
-        "event": {"type": "string", "enum": ["delta", "citations", "done"]},
+        "event": {"type": "string", "enum": ["delta", "citations", "done", "error"]},
         "data": {"type": "string", "description": "a JSON object: {text} for delta, "
-                 "{citations, abstained, related} for citations, the answer object for done"},
+                 "{citations, abstained, related} for citations, the answer object for done, "
+                 "{error: {type, message}} for error"},
     },
 }
 _CHUNK_EVENT_SCHEMA = {
     "type": "object",
     "required": ["data"],
-    "properties": {"data": {"type": "string", "description": "a chat.completion.chunk as JSON, or [DONE]"}},
+    "properties": {"data": {"type": "string", "description": "a chat.completion.chunk as JSON, or [DONE], "
+                                                            "or {error: {type, message}} if it fails midway"}},
 }
 _ASK_STREAM_DOC = {
     "description": "Server-Sent Events: `delta` events `{\"text\"}` with the answer as it is produced, "
                    "one `citations` event `{\"citations\", \"abstained\", \"related\"}`, then `done` "
-                   "with the whole answer object (the same as POST /v1/ask returns).",
+                   "with the whole answer object (the same as POST /v1/ask returns). Should the answer "
+                   "fail after the stream started, a last `error` event `{\"error\": {\"type\", \"message\"}}` "
+                   "ends it.",
     "content": {"text/event-stream": {"schema": _ASK_EVENT_SCHEMA}},
 }
 _COMPLETION_STREAM_DOC = {
@@ -411,8 +437,8 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
         """Upload articles; each is saved in the upload folder and indexed incrementally.
 
         At most 20 files per request. Names and sizes of all files are checked before any
-        is indexed, so a rejected request changes nothing. A file with no readable text is listed as skipped; when
-        every file is skipped the answer is 422.
+        is indexed, so a rejected request changes nothing. A file with no readable text is
+        listed as skipped; when every file is skipped the answer is 422.
         """
         if len(files) > MAX_UPLOAD_FILES:
             raise UploadRejected(f"{len(files)} files in one request; send at most {MAX_UPLOAD_FILES}")

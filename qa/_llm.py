@@ -19,6 +19,7 @@ layer and the ``openai`` client's do not multiply ours.
 from __future__ import annotations
 
 import email.utils
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ class LlamaCppChat(CustomLLM):
     max_tokens: int = 300
     temperature: float = 0.0
     _model: Any = PrivateAttr()
+    # One llama.cpp context serves one generation at a time; the API answers from many threads.
+    _busy: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def __init__(self, model_path: str, context_window: int, max_tokens: int, temperature: float,
                  threads: int = 0) -> None:
@@ -86,17 +89,19 @@ class LlamaCppChat(CustomLLM):
 
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
-        result = self._model.create_chat_completion(**self._chat_kwargs(messages))
+        with self._busy:
+            result = self._model.create_chat_completion(**self._chat_kwargs(messages))
         return ChatResponse(message=ChatMessage(role="assistant", content=result["choices"][0]["message"]["content"]))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         def generate() -> ChatResponseGen:
             text = ""
-            for chunk in self._model.create_chat_completion(**self._chat_kwargs(messages), stream=True):
-                delta = chunk["choices"][0]["delta"].get("content") or ""
-                text += delta
-                yield ChatResponse(message=ChatMessage(role="assistant", content=text), delta=delta)
+            with self._busy:
+                for chunk in self._model.create_chat_completion(**self._chat_kwargs(messages), stream=True):
+                    delta = chunk["choices"][0]["delta"].get("content") or ""
+                    text += delta
+                    yield ChatResponse(message=ChatMessage(role="assistant", content=text), delta=delta)
 
         return generate()
 
@@ -137,7 +142,7 @@ class ChatModel:
                     raise self._failure(exc) from None
                 time.sleep(self._backoff(attempt, exc))
                 attempt += 1
-            except (openai.OpenAIError, httpx.HTTPError) as exc:
+            except Exception as exc:  # noqa: BLE001  (any failure of the model means: answer extractively)
                 raise self._failure(exc) from None
 
     def complete(self, messages: Sequence[ChatMessage]) -> str:

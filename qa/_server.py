@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 import ui
 from qa._api import build_api
-from qa._config import Settings, secret
+from qa._config import Settings, load_settings, secret
 from qa._service import QAService
 
 DEFAULT_UI_USER = "qa"
@@ -32,6 +32,14 @@ def ui_login(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None
 def create_app(settings: Settings, service: QAService | None = None,
                environ: Mapping[str, str] | None = None) -> FastAPI:
     service = service or QAService(settings)
+    # A configured LLM that cannot start stops the server now, with one line saying what to set.
+    service.start_llm()
     # The API routes are registered before the mount at "/", so they take precedence over the chat.
     app = build_api(service, settings, api_key=secret("QA_API_KEY", environ=environ))
     return gr.mount_gradio_app(app, ui.build_ui(service, settings), path="/", auth=ui_login(environ))
+
+
+def app_from_environment() -> FastAPI:
+    """The app for ``uvicorn --factory qa._server:app_from_environment --workers N``: each worker
+    process builds its own service from config/default.toml and the ``QA_*`` variables."""
+    return create_app(load_settings())

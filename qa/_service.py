@@ -39,6 +39,21 @@ MAX_K = 50
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
 
 
+def _write_atomically(target: Path, content: bytes) -> None:
+    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+    with os.fdopen(handle, "wb") as stream:
+        stream.write(content)
+    os.replace(partial, target)
+
+
+def _restore(target: Path, previous: bytes | None) -> None:
+    """Put back the file an upload replaced, or remove the upload if there was none."""
+    if previous is None:
+        target.unlink(missing_ok=True)
+    else:
+        _write_atomically(target, previous)
+
+
 @dataclass(frozen=True)
 class AnswerDelta:
     """A piece of answer text, as it is produced."""
@@ -195,16 +210,15 @@ class QAService:
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / filename
         with self._write_lock:
-            # Written whole or not at all, so a concurrent ingest never reads half a file.
-            handle, partial = tempfile.mkstemp(dir=folder, prefix=".upload-")
-            with os.fdopen(handle, "wb") as stream:
-                stream.write(content)
-            os.replace(partial, target)
-            report = self._ingestor().run_files(
-                [SourceFile(target, folder)], [], []
-            )
-        if report.skipped:
-            target.unlink(missing_ok=True)  # a file we could not index is not kept
+            previous = target.read_bytes() if target.is_file() else None
+            _write_atomically(target, content)  # a concurrent ingest never reads half a file
+            try:
+                report = self._ingestor().run_files([SourceFile(target, folder)], [], [])
+            except BaseException:
+                _restore(target, previous)
+                raise
+            if report.skipped:
+                _restore(target, previous)  # a file we could not index is not kept
         snapshot = self.snapshot()
         return snapshot.records.get(article_id_for(target)), report
 

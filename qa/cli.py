@@ -152,19 +152,26 @@ def _read_history(path: Path | None) -> list[ChatTurn] | None:
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON file of earlier turns [{role, content}, ...] for a follow-up question.")
 @click.option("--k", type=int, default=None, help="How many paragraphs to read for the answer.")
+@click.option("--mode", type=click.Choice(["extractive", "llm"]), default=None,
+              help="Answer mode; default llm when [llm] backend is configured, else extractive.")
 @click.pass_context
 @_reports_errors
-def ask(ctx: click.Context, question: str, as_json: bool, history: Path | None, k: int | None) -> None:
+def ask(ctx: click.Context, question: str, as_json: bool, history: Path | None, k: int | None,
+        mode: str | None) -> None:
     """Answer QUESTION from the indexed articles, citing the paragraphs it comes from.
 
     When the articles do not answer, says so and lists the closest articles as related.
     """
     service = QAService(_settings(ctx))
-    response = service.ask(question, _read_history(history), k=k)
+    response = service.ask(question, _read_history(history), k=k, mode=mode)
     if as_json:
         click.echo(response.model_dump_json(indent=2))
         return
     click.echo(response.answer)
+    if response.notice:
+        click.echo(f"({response.notice})")
+    for sentence in response.unsupported:
+        click.echo(f"Not supported by its citation: {sentence.text}")
     if response.citations:
         click.echo()
         for citation in response.citations:
@@ -189,6 +196,7 @@ def eval_command(ctx: click.Context, questions: Path, out_dir: Path, k: int) -> 
     answers means the articles do not answer it.
     """
     service = QAService(_settings(ctx))
+    service.start_llm()  # a misconfigured LLM stops the run here, not once per question
     run = run_eval(service, questions, out_dir, k=k, progress=_progress_bar("Evaluating"))
     click.echo(summary_markdown(run.summary))
     click.echo(f"Wrote {out_dir}/results.jsonl, summary.json and summary.md")

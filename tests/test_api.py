@@ -25,12 +25,14 @@ from openai import OpenAI
 
 from _api_data import (
     SEED_PARAGRAPH, SEED_PHRASE, SEED_QUESTION, TOWN_PARAGRAPH, TOWNS, ask_events, assert_error, build_index,
-    town_file, town_question,
+    server_sent_events, town_file, town_question,
 )
 from _live import qa_server
 from conftest import REPO, SEED_FILE
-from qa import AskResponse, source_text
+from qa import AskResponse, LLMError, source_text
+from qa._api import _ask_events, _completion_events
 from qa._articles import article_id_for
+from qa._service import AnswerDelta, AnswerDone
 
 UPLOAD_LIMIT = 300_000
 FOLLOW_UP = "Where have they already been placed?"
@@ -145,6 +147,22 @@ def test_streamed_answer_is_deltas_then_citations_then_done(http: httpx.Client, 
     assert sources == {"citations": done["citations"], "abstained": False, "related": []}
     assert done["citations"][0]["paragraph"] == SEED_PARAGRAPH
     assert without_timings(done) == without_timings(ask(http, SEED_QUESTION))
+
+
+def _answer_that_fails_midway() -> Iterator[AnswerDelta | AnswerDone]:
+    yield AnswerDelta("The ")
+    raise LLMError("the model stopped answering")
+
+
+def test_a_stream_that_fails_midway_ends_with_an_error_event() -> None:
+    error = {"error": {"type": "llm_error", "message": "the model stopped answering"}}
+    ask_stream = b"".join(_ask_events(_answer_that_fails_midway())).decode()
+    assert [(name, json.loads(data)) for name, data in server_sent_events(ask_stream)] == [
+        ("delta", {"text": "The "}), ("error", error)]
+    chat_stream = b"".join(_completion_events(_answer_that_fails_midway(), "chatcmpl-1", "news-qa")).decode()
+    events = [json.loads(data) for _, data in server_sent_events(chat_stream)]
+    assert events[-1] == error and events[-2]["choices"][0]["delta"] == {"content": "The "}
+    assert "[DONE]" not in chat_stream
 
 
 def test_follow_up_reads_the_history(http: httpx.Client) -> None:

@@ -14,9 +14,10 @@ from typing import Iterator
 
 import pytest
 
+import ui
 from _live import free_port
 from _scripted_llm import MODEL_ID, Hang, Reply, ScriptedLLM, Status
-from conftest import REPO, SEED_FILE, SEEDS, make_settings
+from conftest import REPO, SEED_FILE, make_settings
 from qa import ConfigError, InvalidInput, QAService, source_text
 from qa._eval import run_eval
 from qa._generate import SYSTEM_PROMPT, CitationStream, answer_sentences
@@ -175,9 +176,12 @@ def test_out_of_range_markers_never_reach_the_reader(service: QAService, scripte
 
 def test_citations_are_renumbered_in_order_of_use(service: QAService, scripted: ScriptedLLM,
                                                   index_root: Path) -> None:
-    scripted.play(Reply(["The THAAD deployment by South Korea was condemned by Russia and Beijing [4]. ",
-                         f"{CLAIM} [1]."]))
-    _, response = streamed(service, "Who condemned the THAAD deployment and how many missiles encircle Russia?", k=5)
+    question = "Who condemned the THAAD deployment and how many missiles encircle Russia?"
+    ranked = service.ask(question, k=5, mode="extractive").retrieved
+    first_sentence = [re.split(r"(?<=\.) ", p.text)[0].rstrip(".") for p in ranked]
+    scripted.play(Reply([f"{first_sentence[3]} [4]. ", f"{first_sentence[0]} [1]."]))
+    _, response = streamed(service, question, k=5)
+    assert response.mode == "llm"
     assert re.findall(r"\[(\d+)\]", response.answer) == ["1", "2"]
     first, second = response.citations
     assert (first.text, second.text) == (response.retrieved[3].text, response.retrieved[0].text)
@@ -196,6 +200,15 @@ def test_a_sentence_its_paragraph_does_not_support_is_flagged(service: QAService
     for u in response.unsupported:
         assert response.answer[u.start:u.end] == u.text
     assert (response.citation_check.sentences, response.citation_check.supported) == (3, 1)
+
+
+def test_answer_none_of_whose_sentences_is_supported_becomes_the_extractive_answer(
+        service: QAService, scripted: ScriptedLLM) -> None:
+    scripted.play(Reply(["The shield was paid for by Brazil in 1987 [1]."]))
+    response = service.ask(MISSILES)
+    assert response.mode == "extractive" and "no sentence" in response.notice
+    assert response.citation_check.sentences == 1 and response.citation_check.supported == 0
+    assert response.unsupported == [] and "Brazil" not in response.answer
 
 
 def test_answer_without_citations_becomes_the_extractive_answer(service: QAService, scripted: ScriptedLLM) -> None:
@@ -356,3 +369,17 @@ def test_eval_reports_supported_sentences_and_removed_citations(service: QAServi
     assert summary["supported_sentence_share"] == pytest.approx(2 / 3)
     assert summary["citations_removed"] == 2
     assert "supported sentence share (LLM)" in (tmp_path / "out" / "summary.md").read_text(encoding="utf-8")
+
+
+# -- the chat ------------------------------------------------------------------------------
+
+
+def test_chat_starts_in_llm_mode_and_marks_unsupported_sentences(service: QAService, scripted: ScriptedLLM) -> None:
+    chat = ui.ChatUI(service, service.settings)
+    assert chat.answer_modes()[0][1] == "llm"
+    scripted.play(Reply([f"{CLAIM} [1]. The shield was paid for by <b>Brazil</b> in 1987 [1]."]))
+    *_, (html, entries, _) = chat.respond(MISSILES, [], 5, "llm")
+    (entry,) = entries
+    assert entry.mode == "llm" and len(entry.unsupported) == 1
+    marked = html.split('<span class="unsupported"', 1)[1].split("</span>", 1)[0]
+    assert "paid for by &lt;b&gt;Brazil&lt;/b&gt; in 1987" in marked and "<b>" not in html

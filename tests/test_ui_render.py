@@ -66,12 +66,26 @@ def test_streaming_answer_shows_markers_as_plain_text_until_citations_arrive() -
     assert "button" not in streaming and 'data-citation="1"' in done
 
 
-@pytest.mark.parametrize("backend, modes", [("extractive", ["extractive"]), ("openai", ["extractive", "llm"])])
+# With an LLM configured its mode comes first: the one the chat starts in.
+@pytest.mark.parametrize("backend, modes", [("extractive", ["extractive"]), ("openai", ["llm", "extractive"])])
 def test_llm_mode_is_offered_only_when_an_llm_is_configured(tmp_path: Path, backend: str, modes: list[str]) -> None:
     settings = make_settings(tmp_path, llm={"backend": backend})
     chat = ui.ChatUI(QAService(settings), settings)
 
     assert [value for _, value in chat.answer_modes()] == modes
+
+
+def test_unsupported_sentences_are_marked_and_still_escaped() -> None:
+    view = ui.SourceView(key="c1", label="[1]", title="T", doc="a.txt", paragraph=1, paragraph_total=1,
+                         section="", context=((1, "text"),))
+    answer = "Supported claim [1]. <b>Invented</b> claim [1]."
+    start = answer.index("<b>")
+
+    html = ui.render_checked_answer(answer, (view,), True, ((start, len(answer)),))
+
+    marked = html.split('<span class="unsupported"', 1)[1]
+    assert "Supported claim" not in marked and "&lt;b&gt;Invented&lt;/b&gt; claim" in marked
+    assert "<b>" not in html and html.count('data-citation="1"') == 2
 
 
 def test_library_lists_titles_as_text_with_counts(seeded_service: QAService) -> None:
