@@ -22,9 +22,9 @@ from typing import Iterator
 import gradio as gr
 
 from qa import (
-    ArticleRecord, AskResponse, ChatTurn, Citation, QAError, QAService, RetrievedParagraph, Settings,
+    AnswerDelta, AnswerDone, ArticleRecord, AskResponse, ChatTurn, Citation, QAError, QAService,
+    RetrievedParagraph, Settings,
 )
-from qa._service import AnswerDelta, AnswerDone
 
 LOG = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ from qa._models import (
     Article, ArticleRecord, AskResponse, ChatTurn, Chunk, Citation, IngestReport, Paragraph,
     RetrievedParagraph, SourceParagraph,
 )
-from qa._service import ABSTENTION, QAService
+from qa._service import ABSTENTION, AnswerDelta, AnswerDone, QAService
 
 __all__ = [
-    "ABSTENTION", "Article", "ArticleRecord", "AskResponse", "ChatTurn", "Chunk", "Citation",
+    "ABSTENTION", "AnswerDelta", "AnswerDone", "Article", "ArticleRecord", "AskResponse", "ChatTurn", "Chunk", "Citation",
     "ConfigError", "DocumentNotFound", "EmbeddingError", "IndexCorrupt", "IndexEmpty", "IndexError_",
     "IndexWriteError", "IngestReport", "InvalidInput", "InvalidQuestion", "LLMError", "NotReady", "Paragraph", "QAError",
     "QAService", "RetrievedParagraph", "Settings", "SourceParagraph", "StoreUnavailable", "Unauthorized",

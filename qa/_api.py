@@ -281,7 +281,8 @@ def _completion_events(events: Iterator[AnswerDelta | AnswerDone], completion_id
             else:
                 response = event.response
                 yield chunk(ChunkDelta(), finish_reason="stop", citations=response.citations,
-                            abstained=response.abstained, related=response.related)
+                            abstained=response.abstained, related=response.related,
+                            unsupported=response.unsupported, notice=response.notice, answer=response.answer)
         yield format_sse_event(data_str="[DONE]")
 
     # OpenAI's clients raise an APIError for a data line with an "error" key.
@@ -419,6 +420,7 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
             id=completion_id, created=int(time.time()), model=request.model,
             choices=[ChatChoice(message=AssistantMessage(content=response.answer))],
             citations=response.citations, abstained=response.abstained, related=response.related,
+            unsupported=response.unsupported, notice=response.notice,
         )
 
     # -- documents -------------------------------------------------------------------

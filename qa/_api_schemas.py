@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
 
-from qa._models import ArticleRecord, ChatTurn, Citation, IngestReport, RetrievedParagraph
+from qa._models import ArticleRecord, ChatTurn, Citation, IngestReport, RetrievedParagraph, UnsupportedSentence
 from qa._service import MAX_K
 
 # Every mode the bot knows; a server without an LLM configured answers "llm" with a 400
@@ -203,6 +203,9 @@ class CitedAnswerFields(BaseModel):
     citations: list[Citation] = Field(description="citation n backs the marker [n] in the answer")
     abstained: bool = Field(description="true when the articles do not answer the question")
     related: list[RetrievedParagraph] = Field(description="closest paragraphs when it abstained")
+    unsupported: list[UnsupportedSentence] = Field(
+        default_factory=list, description="sentences of a generated answer its citations do not support")
+    notice: str | None = Field(default=None, description="why the extractive answer replaced the LLM's")
 
 
 class ChatCompletion(CitedAnswerFields):
@@ -236,6 +239,10 @@ class ChatCompletionChunk(BaseModel):
     citations: list[Citation] | None = None
     abstained: bool | None = None
     related: list[RetrievedParagraph] | None = None
+    unsupported: list[UnsupportedSentence] | None = None
+    notice: str | None = None
+    answer: str | None = Field(default=None, description="the whole final answer; differs from the "
+                               "streamed text only when a failing LLM was replaced mid-stream")
 
 
 class ModelCard(BaseModel):

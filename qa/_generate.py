@@ -6,9 +6,10 @@
    sentences that each end with ``[n]``.
 3. :class:`CitationStream` sits between the model and the reader: a marker split across
    chunks (``[`` … ``2]``) is held until it is whole; a marker naming a source that was not
-   given is dropped; valid markers are renumbered in order of first use. Nothing is shown
-   until the first valid marker arrives, so an answer that ends up with no valid citation
-   (and is replaced by the extractive one) never reaches the reader half-way.
+   given is dropped; valid markers are renumbered in order of first use. Nothing leaves it
+   before the first valid marker, and :func:`generate_answer` shows nothing until a finished
+   sentence with a valid marker has passed the check, so an answer that ends up replaced by
+   the extractive one never reaches the reader half-way.
 4. :func:`check_citations` scores every sentence against the paragraphs it cites (IDF-weighted
    term overlap and embedding similarity, see docs/llm.md for the threshold) and lists the
    sentences they do not support. Citations are built from the indexed paragraph records,
@@ -111,9 +112,11 @@ def rewrite_follow_up(model: ChatModel, question: str, history: Sequence[ChatTur
     lines = [line for line in reply.splitlines() if line.strip()]
     standalone = re.sub(r"^(standalone question|question)\s*:\s*", "", lines[0].strip(), flags=re.I) if lines else ""
     standalone = standalone.strip(" \"'`*")
-    if not terms(standalone) or len(standalone) > MAX_REWRITE_CHARS:
-        return fallback
     focus = tuple(terms(question))
+    conversation = set(focus) | {t for turn in history for t in terms(turn.content)}
+    # A rewrite that shares no term with the conversation is about something else.
+    if not set(terms(standalone)) & conversation or len(standalone) > MAX_REWRITE_CHARS:
+        return fallback
     context = tuple(t for t in dict.fromkeys(terms(standalone)) if t not in focus)
     return Condensed(question, standalone, focus, context)
 
@@ -333,20 +336,35 @@ def generate_answer(model: ChatModel, condensed: Condensed, candidates: Sequence
                     keyword: KeywordIndex, threshold: float) -> Iterator[str | Generated]:
     """Yields the answer's text as it may be shown, then :class:`Generated`.
 
-    Raises :class:`LLMError` when the model fails, possibly after some text was shown."""
+    Text is shown from the moment one finished sentence with a valid citation has passed the
+    check, so an answer the check will replace is never shown first. Raises
+    :class:`LLMError` when the model fails, possibly after some text was shown."""
     sources = fitting_sources(candidates, condensed.standalone, model)
     per_source = None
     if len(sources) == 1:
         room = (model.context_window - model.max_answer_tokens - _PROMPT_OVERHEAD_TOKENS) * CHARS_PER_TOKEN
         per_source = max(room - len(SYSTEM_PROMPT) - len(condensed.standalone), 200)
     stream = CitationStream(len(sources))
+    held = ""  # passed the marker filter, not shown yet
+    vouched = False  # a finished sentence is supported by the paragraph it cites
+    finished_checked = 0
+
+    def first_supported(text: str) -> bool:
+        return check_citations(text, stream.numbering, sources, embedder, keyword, threshold,
+                               stream.removed).check.supported > 0
+
     for chunk in model.stream(answer_messages(condensed.standalone, sources, per_source)):
-        shown = stream.feed(chunk)
-        if shown:
-            yield shown
-    tail = stream.finish()
-    if tail:
-        yield tail
+        held += stream.feed(chunk)
+        if held and not vouched:
+            # Every sentence but the last is finished: text (or a marker) can no longer join it.
+            finished = answer_sentences(stream.text)[:-1]
+            if len(finished) > finished_checked:
+                finished_checked = len(finished)
+                vouched = first_supported(stream.text[:finished[-1].end])
+        if held and vouched:
+            yield held
+            held = ""
+    held += stream.finish()
     answer = stream.text
     if not stream.opened:
         sentences = len([s for s in answer_sentences(answer) if terms(s.claim)])
@@ -360,4 +378,6 @@ def generate_answer(model: ChatModel, condensed: Condensed, candidates: Sequence
         checked.check.fallback = "no sentence of the generated answer is supported by the paragraph it cites"
         yield Generated(answer, None, checked.check.fallback, stream.removed, checked.check.sentences)
         return
+    if held:
+        yield held
     yield Generated(answer, checked, None, stream.removed, checked.check.sentences)

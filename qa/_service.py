@@ -33,7 +33,7 @@ from qa._llm import ChatModel, start_chat_model
 from qa._keyword import KeywordIndex
 from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport
 from qa._retrieval import HybridRetriever, IndexSnapshot
-from qa._store import ChromaIndex
+from qa._store import ChromaIndex, forget_open_clients
 
 MAX_K = 50
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
@@ -194,6 +194,7 @@ class QAService:
             if self.settings.vector_store.mode != "embedded":
                 raise
             shutil.rmtree(Path(self.settings.index.dir) / "chroma", ignore_errors=True)
+            forget_open_clients()
         shutil.rmtree(Path(self.settings.index.dir) / "keyword", ignore_errors=True)
         with self._parts_lock:
             self._index = None

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 import chromadb
 import httpx
 import numpy as np
+from chromadb.api.shared_system_client import SharedSystemClient
 from chromadb.config import Settings as ChromaSettings
 from llama_index.core.schema import TextNode
 from llama_index.core.vector_stores.types import VectorStoreQuery
@@ -114,6 +115,12 @@ def unwritable_reason(folder: Path) -> str | None:
     except OSError as exc:
         return exc.strerror or str(exc)
     return None
+
+
+def forget_open_clients() -> None:
+    """Chroma caches one client system per folder, and a failed open leaves a broken one behind;
+    after deleting a broken index folder it must be dropped before the folder is opened again."""
+    SharedSystemClient.clear_system_cache()
 
 
 def _describe(store: VectorStoreSettings) -> str:

@@ -203,6 +203,7 @@ def test_openai_client_lists_the_model_and_gets_a_cited_answer(chat: OpenAI) -> 
     citations = completion.model_extra["citations"]
     assert (citations[0]["n"], citations[0]["doc"], citations[0]["paragraph"]) == (1, SEED_FILE.name, SEED_PARAGRAPH)
     assert completion.model_extra["abstained"] is False
+    assert completion.model_extra["unsupported"] == [] and completion.model_extra["notice"] is None
 
 
 def test_openai_client_streams_the_same_answer(chat: OpenAI) -> None:
@@ -215,6 +216,7 @@ def test_openai_client_streams_the_same_answer(chat: OpenAI) -> None:
     final = chunks[-1]
     assert final.choices[0].finish_reason == "stop"
     assert final.model_extra["citations"] == whole.model_extra["citations"]
+    assert final.model_extra["answer"] == whole.choices[0].message.content
     assert all(c.choices[0].finish_reason is None and "citations" not in (c.model_extra or {}) for c in chunks[:-1])
 
 

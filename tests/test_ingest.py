@@ -14,7 +14,7 @@ import pytest
 from qa import QAService
 
 from _index_checks import bbc_sample, index_state, run_ingest
-from conftest import REPO, make_settings
+from conftest import REPO, SEEDS, make_settings
 
 
 def test_second_run_embeds_nothing(service: QAService, articles_dir: Path) -> None:
@@ -117,6 +117,13 @@ def test_unusable_index_folder_is_a_clear_error(tmp_path: Path) -> None:
     env = {**os.environ, "QA_INDEX_DIR": str(index_dir)}
     result = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "anything?"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert result.returncode != 0
+    assert result.returncode == 4
     assert "Traceback" not in result.stderr
     assert str(index_dir / "chroma") in result.stderr and "qa ingest --rebuild" in result.stderr
+
+    rebuilt = subprocess.run([sys.executable, "-m", "qa.cli", "ingest", "--rebuild", str(SEEDS)],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    answer = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "How many anti-ballistic missiles?"],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert answer.returncode == 0 and "four hundred" in answer.stdout

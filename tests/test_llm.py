@@ -204,10 +204,11 @@ def test_a_sentence_its_paragraph_does_not_support_is_flagged(service: QAService
 
 def test_answer_none_of_whose_sentences_is_supported_becomes_the_extractive_answer(
         service: QAService, scripted: ScriptedLLM) -> None:
-    scripted.play(Reply(["The shield was paid for by Brazil in 1987 [1]."]))
-    response = service.ask(MISSILES)
+    scripted.play(Reply(["The shield was paid for ", "by Brazil in 1987 [1]. ", "It was ", "cheap [1]."]))
+    text, response = streamed(service)
+    assert text == response.answer  # the generated sentences were never shown
     assert response.mode == "extractive" and "no sentence" in response.notice
-    assert response.citation_check.sentences == 1 and response.citation_check.supported == 0
+    assert response.citation_check.sentences == 2 and response.citation_check.supported == 0
     assert response.unsupported == [] and "Brazil" not in response.answer
 
 
@@ -281,6 +282,13 @@ def test_follow_up_is_rewritten_by_the_model_before_retrieval(service: QAService
     assert "THAAD system" in rewrite["messages"][1]["content"] and "[1]" not in rewrite["messages"][1]["content"]
     assert standalone in answer["messages"][1]["content"]
     assert response.mode == "llm" and "Beijing" in response.citations[0].text
+
+
+def test_a_rewrite_about_something_else_is_not_used(service: QAService, scripted: ScriptedLLM) -> None:
+    history = [ChatTurn(role="user", content="What did South Korea deploy that Russia condemned?")]
+    scripted.play(Reply(["What is the weather on Mars today?"]), Reply(["No citation here."]))
+    response = service.ask("Who else condemned it?", history)
+    assert response.standalone_question == "Who else condemned it? (following: What did South Korea deploy that Russia condemned?)"
 
 
 def test_instructions_inside_an_article_stay_data(service: QAService, scripted: ScriptedLLM,
