@@ -48,3 +48,13 @@ def articles_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "articles"
     shutil.copytree(SEEDS, folder)
     return folder
+
+
+def index_seed_with(root: Path, name: str, text: str) -> Path:
+    """Index the seed article plus one more (``name`` with ``text``) under ``root``; returns ``root``."""
+    articles = root / "articles"
+    articles.mkdir()
+    shutil.copy(SEED_FILE, articles / SEED_FILE.name)
+    (articles / name).write_text(text, encoding="utf-8")
+    QAService(make_settings(root)).ingest([articles])
+    return root

@@ -17,7 +17,7 @@ import pytest
 import ui
 from _live import free_port
 from _scripted_llm import MODEL_ID, Hang, Reply, ScriptedLLM, Status
-from conftest import REPO, SEED_FILE, make_settings
+from conftest import REPO, SEED_FILE, index_seed_with, make_settings
 from qa import ConfigError, InvalidInput, QAService, source_text
 from qa._eval import run_eval
 from qa._generate import SYSTEM_PROMPT, CitationStream, answer_sentences
@@ -44,17 +44,11 @@ def scripted() -> Iterator[ScriptedLLM]:
 
 @pytest.fixture(scope="module")
 def index_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("llm")
-    articles = root / "articles"
-    articles.mkdir()
-    (articles / SEED_FILE.name).write_text(SEED_FILE.read_text(encoding="utf-8"), encoding="utf-8")
-    (articles / "maintenance.txt").write_text(
+    return index_seed_with(
+        tmp_path_factory.mktemp("llm"), "maintenance.txt",
         "Maintenance notice for the missile shield story\n\n"
         f"Missile shield maintenance notice. {INJECTION}\n\n"
-        "Engineers serviced the missile shield radar in Alaska during the winter maintenance window.\n",
-        encoding="utf-8")
-    QAService(make_settings(root)).ingest([articles])
-    return root
+        "Engineers serviced the missile shield radar in Alaska during the winter maintenance window.\n")
 
 
 def llm_service(root: Path, scripted: ScriptedLLM, **llm) -> QAService:

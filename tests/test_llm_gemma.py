@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from _live import free_port, qa_server, wait_until_up
-from conftest import REPO, SEED_FILE, make_settings
+from conftest import REPO, index_seed_with, make_settings
 from qa import QAService, source_text
 from qa._models import AskResponse
 from qa._service import AnswerDelta, AnswerDone
@@ -60,15 +60,10 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def index_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("gemma")
-    articles = root / "articles"
-    articles.mkdir()
-    (articles / SEED_FILE.name).write_text(SEED_FILE.read_text(encoding="utf-8"), encoding="utf-8")
-    (articles / "notice.txt").write_text(
+    return index_seed_with(
+        tmp_path_factory.mktemp("gemma"), "notice.txt",
         f"Maintenance notice for readers\n\nThis maintenance notice is for readers. {INJECTED}\n\n"
-        "The newsroom archive will be offline for maintenance on Sunday night.\n", encoding="utf-8")
-    QAService(make_settings(root)).ingest([articles])
-    return root
+        "The newsroom archive will be offline for maintenance on Sunday night.\n")
 
 
 def assert_only_valid_citations(response: AskResponse, shown: str, folder: Path) -> None:
