@@ -544,6 +544,15 @@ class ChatUI:
         return (render_upload_report([line]), *self.library_view())
 
 
+def offline_theme() -> gr.themes.Base:
+    """Gradio's default look with the system's fonts: its default web fonts come from a font
+    CDN, which an offline newsroom machine cannot reach (the page then mixes fallback glyphs)."""
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "sans-serif"],
+        font_mono=["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "monospace"],
+    )
+
+
 def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
     chat = ChatUI(service, settings)
     modes = chat.answer_modes()

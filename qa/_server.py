@@ -36,7 +36,8 @@ def create_app(settings: Settings, service: QAService | None = None,
     service.start_llm()
     # The API routes are registered before the mount at "/", so they take precedence over the chat.
     app = build_api(service, settings, api_key=secret("QA_API_KEY", environ=environ))
-    return gr.mount_gradio_app(app, ui.build_ui(service, settings), path="/", auth=ui_login(environ))
+    return gr.mount_gradio_app(app, ui.build_ui(service, settings), path="/", auth=ui_login(environ),
+                               theme=ui.offline_theme())
 
 
 def app_from_environment() -> FastAPI:
