@@ -19,6 +19,7 @@ from typing import Iterable
 import bm25s
 import numpy as np
 
+from qa._models import indexed_text
 from qa._text import terms
 
 _CACHE_VERSION = 1
@@ -52,7 +53,7 @@ class KeywordIndex:
         for chunk_id, text, metadata in chunks:
             refs.append(ChunkRef(chunk_id, metadata["article_id"],
                                  parse_paragraph_numbers(metadata["paragraphs"])))
-            tokens = terms(f"{metadata.get('context', '')}\n{text}")
+            tokens = terms(indexed_text(metadata.get("context", ""), text))
             corpus.append(tokens)
             df.update(set(tokens))
         bm25 = None

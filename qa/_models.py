@@ -41,6 +41,11 @@ class Article:
     warnings: tuple[str, ...] = ()
 
 
+def indexed_text(context: str, text: str) -> str:
+    """What is embedded and keyword-indexed for a chunk: its title/section context, then its text."""
+    return f"{context}\n{text}" if context else text
+
+
 @dataclass(frozen=True)
 class Chunk:
     """What is embedded and keyword-indexed: one paragraph, a piece of a long one, or tiny ones merged."""
@@ -53,7 +58,7 @@ class Chunk:
 
     @property
     def indexed_text(self) -> str:
-        return f"{self.context}\n{self.text}" if self.context else self.text
+        return indexed_text(self.context, self.text)
 
 
 @dataclass(frozen=True)

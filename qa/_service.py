@@ -25,8 +25,9 @@ from qa._condense import condense, is_follow_up
 from qa._config import Settings
 from qa._embedding import make_embedding
 from qa._articles import SUFFIX_KINDS, article_id_for
-from qa._errors import DocumentNotFound, IndexCorrupt, IndexEmpty, InvalidInput, InvalidQuestion, UploadRejected
-from qa._errors import LLMError
+from qa._errors import (
+    DocumentNotFound, IndexCorrupt, IndexEmpty, InvalidInput, InvalidQuestion, LLMError, UploadRejected,
+)
 from qa._generate import Generated, generate_answer, rewrite_follow_up
 from qa._ingest import Ingestor, Progress, SourceFile
 from qa._llm import ChatModel, start_chat_model

@@ -75,7 +75,7 @@ def test_hybrid_retrieval_ranks_the_keyword_paragraph_first(seeded_service: QASe
     response = seeded_service.ask("THAAD South Korea Beijing condemned", k=3)
     assert response.retrieved[0].paragraph == 5
     assert len(response.retrieved) == 3
-    assert all(set(response.timings) >= {"embed", "retrieve", "answer", "total"} for _ in [0])
+    assert set(response.timings) >= {"embed", "retrieve", "answer", "total"}
 
 
 @pytest.mark.parametrize("question", ["", "   \n\t ", "x" * 2001])
