@@ -35,7 +35,8 @@ def main() -> None:
     rows = []
     for question in read_questions(args.questions):
         condensed = condense(question.question, question.history)
-        candidates = retriever.candidates(condensed.standalone, settings.retrieval.top_k)
+        candidates = retriever.candidates(condensed.standalone, settings.retrieval.top_k,
+                                          context_terms=condensed.context_terms)
         best = score_sentences(condensed, candidates, snapshot.keyword)[0]
         correct = bool(question.answers) and contains_answer(best.text, question.answers)
         rows.append((bool(question.answers), best.support, correct))

@@ -60,15 +60,21 @@ class ChunkingSettings(_Section):
 
 class RetrievalSettings(_Section):
     top_k: int = 5
-    candidates: int = 50
+    candidates: int = 30
     rrf_k: int = 60
-    keyword_weight: float = 1.0
+    weight_dense: float = 2.0
+    weight_dense_rank: float = 1.0
+    weight_keyword_rank: float = 1.0
+    weight_article_dense: float = 2.0
+    weight_article_keyword: float = 4.0
+    weight_paragraph_coverage: float = 2.0
+    weight_sentence_coverage: float = 2.0
 
 
 class AnswerSettings(_Section):
     max_sentences: int = 2
     max_words: int = 60
-    abstain_threshold: float = 0.35
+    abstain_threshold: float = 0.36
     max_question_chars: int = 2000
 
 

@@ -5,6 +5,11 @@ Chroma whenever the index generation changes, and cached on disk under the
 generation's token so a fresh process does not rebuild it. bm25s does the
 scoring; the tokenizer is ours (:func:`qa._text.terms`) so that the keyword
 index and the extractive answerer agree on what a term is.
+
+Two BM25 indexes live here: one over chunks (paragraphs), and one over whole
+articles (title once, then every chunk), which the re-scorer uses to favour
+paragraphs of the article a question is about even when the paragraph itself
+shares few words with the question.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import numpy as np
 from qa._models import indexed_text
 from qa._text import terms
 
-_CACHE_VERSION = 1
+_CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -36,31 +41,47 @@ def parse_paragraph_numbers(value: str) -> tuple[int, ...]:
     return tuple(int(n) for n in value.split(",") if n)
 
 
+@dataclass
+class _Articles:
+    """BM25 over whole articles; ``ids[i]`` is the article of row ``i``."""
+
+    ids: list[str]
+    bm25: bm25s.BM25
+
+
 class KeywordIndex:
     def __init__(self, generation: str, refs: list[ChunkRef], bm25: bm25s.BM25 | None,
-                 document_frequency: dict[str, int]) -> None:
+                 document_frequency: dict[str, int], articles: _Articles | None = None) -> None:
         self.generation = generation
         self.refs = refs
         self._bm25 = bm25
         self._df = document_frequency
+        self._articles = articles
         self._position = {ref.chunk_id: i for i, ref in enumerate(refs)}
 
     @classmethod
     def build(cls, generation: str, chunks: Iterable[tuple[str, str, dict]]) -> "KeywordIndex":
         refs: list[ChunkRef] = []
         corpus: list[list[str]] = []
+        by_article: dict[str, list[str]] = {}
         df: Counter[str] = Counter()
         for chunk_id, text, metadata in chunks:
-            refs.append(ChunkRef(chunk_id, metadata["article_id"],
-                                 parse_paragraph_numbers(metadata["paragraphs"])))
-            tokens = terms(indexed_text(metadata.get("context", ""), text))
+            article_id = metadata["article_id"]
+            refs.append(ChunkRef(chunk_id, article_id, parse_paragraph_numbers(metadata["paragraphs"])))
+            context = metadata.get("context", "")
+            tokens = terms(indexed_text(context, text))
             corpus.append(tokens)
             df.update(set(tokens))
-        bm25 = None
-        if corpus:
-            bm25 = bm25s.BM25()
-            bm25.index(corpus, show_progress=False)
-        return cls(generation, refs, bm25, dict(df))
+            if article_id not in by_article:  # the title once per article, not once per chunk
+                by_article[article_id] = terms(context)
+            by_article[article_id].extend(terms(text))
+        if not corpus:
+            return cls(generation, refs, None, {})
+        bm25 = bm25s.BM25()
+        bm25.index(corpus, show_progress=False)
+        article_bm25 = bm25s.BM25()
+        article_bm25.index(list(by_article.values()), show_progress=False)
+        return cls(generation, refs, bm25, dict(df), _Articles(list(by_article), article_bm25))
 
     def __len__(self) -> int:
         return len(self.refs)
@@ -70,15 +91,40 @@ class KeywordIndex:
         df = self._df.get(term, 0)
         return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
-    def search(self, query_terms: list[str], n: int) -> list[tuple[ChunkRef, float]]:
+    def position(self, chunk_id: str) -> int | None:
+        """Row of ``chunk_id`` in :meth:`scores`."""
+        return self._position.get(chunk_id)
+
+    def scores(self, query_terms: list[str]) -> np.ndarray:
+        """BM25 score of every chunk (row i is ``refs[i]``)."""
         known = [t for t in query_terms if t in self._df]
-        if self._bm25 is None or not known or n <= 0:
-            return []
-        scores = self._bm25.get_scores(known)
+        if self._bm25 is None or not known:
+            return np.zeros(len(self.refs), dtype=np.float32)
+        return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
+
+    def search(self, query_terms: list[str], n: int,
+               scores: np.ndarray | None = None) -> list[tuple[ChunkRef, float]]:
+        """The ``n`` best chunks with a positive score, best first."""
+        if scores is None:
+            scores = self.scores(query_terms)
         n = min(n, len(scores))
+        if n <= 0:
+            return []
         top = np.argpartition(-scores, n - 1)[:n]
         top = top[np.argsort(-scores[top])]
         return [(self.refs[i], float(scores[i])) for i in top if scores[i] > 0]
+
+    def article_scores(self, query_terms: list[str]) -> dict[str, float]:
+        """Article-level BM25 of the articles that match at all, divided by the best one's (0..1]."""
+        known = [t for t in query_terms if t in self._df]
+        if self._articles is None or not known:
+            return {}
+        scores = np.asarray(self._articles.bm25.get_scores(known))
+        best = float(scores.max()) if len(scores) else 0.0
+        if best <= 0:
+            return {}
+        matching = np.flatnonzero(scores > 0)
+        return {self._articles.ids[i]: float(scores[i]) / best for i in matching}
 
     # -- cache -------------------------------------------------------------------
 
@@ -89,7 +135,7 @@ class KeywordIndex:
         target = folder / f"keyword-{self.generation}.pkl"
         partial = target.with_suffix(".partial")
         with partial.open("wb") as handle:
-            pickle.dump((_CACHE_VERSION, self.refs, self._bm25, self._df), handle,
+            pickle.dump((_CACHE_VERSION, self.refs, self._bm25, self._df, self._articles), handle,
                         protocol=pickle.HIGHEST_PROTOCOL)
         partial.replace(target)  # atomic: a reader sees the whole file or none
 
@@ -98,9 +144,10 @@ class KeywordIndex:
         path = folder / f"keyword-{generation}.pkl"
         try:
             with path.open("rb") as handle:
-                version, refs, bm25, df = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError):
+                version, *content = pickle.load(handle)
+        except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError):
             return None
         if version != _CACHE_VERSION:
             return None
-        return cls(generation, refs, bm25, df)
+        refs, bm25, df, articles = content
+        return cls(generation, refs, bm25, df, articles)

@@ -39,10 +39,25 @@ def f1_score(prediction: str, golds: Sequence[str]) -> float:
     return best
 
 
+_PUNCTUATION = re.compile(r"[^\w\s]|_")
+
+
+def _word_sequence(text: str) -> str:
+    """Words only: punctuation becomes a space, so "Netherlands.[1]" and "Laden's" keep their words."""
+    text = _PUNCTUATION.sub(" ", text.lower())
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
 def contains_answer(text: str, golds: Sequence[str]) -> bool:
-    """Whether ``text`` contains any gold answer, compared after normalisation."""
-    haystack = f" {normalize_answer(text)} "
-    return any(f" {normalize_answer(g)} " in haystack for g in golds if normalize_answer(g))
+    """Whether ``text`` contains any gold answer as a whole word sequence.
+
+    Unlike :func:`normalize_answer` (SQuAD's, for exact match and F1), punctuation splits
+    words here: deleting it would glue "Netherlands.[citation needed]" into one word and
+    hide an answer that is plainly in the text.
+    """
+    haystack = f" {_word_sequence(text)} "
+    return any(f" {_word_sequence(g)} " in haystack for g in golds if _word_sequence(g))
 
 
 def first_hit_rank(retrieved: Sequence[tuple[str, str]], gold_doc: str | None, golds: Sequence[str]) -> int | None:

@@ -306,7 +306,8 @@ class QAService:
         query_vector = self.embedder.embed([condensed.standalone])[0]
         lap("embed")
         retriever = HybridRetriever(self.index, self.embedder, snapshot, self.settings.retrieval)
-        candidates = retriever.candidates(condensed.standalone, max(k, retrieve or 0), query_vector)
+        candidates = retriever.candidates(condensed.standalone, max(k, retrieve or 0), query_vector,
+                                          condensed.context_terms)
         lap("retrieve")
         retrieved = [c.public() for c in candidates]
 

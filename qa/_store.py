@@ -242,6 +242,16 @@ class ChromaIndex:
             hits.append((node.node_id, cosine, node.metadata))
         return hits
 
+    def chunk_vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored embeddings of ``chunk_ids`` (those that exist), by id."""
+        if not chunk_ids:
+            return {}
+        try:
+            got = self._chunks.get(ids=chunk_ids, include=["embeddings"])
+        except Exception as exc:
+            raise self._wrap(exc) from None
+        return {i: np.asarray(e, dtype=np.float32) for i, e in zip(got["ids"], got["embeddings"])}
+
     # -- writing -----------------------------------------------------------------
 
     def _write_error(self, problem: str) -> IndexWriteError:

@@ -34,6 +34,14 @@ def test_contains_answer_respects_word_boundaries() -> None:
     assert not contains_answer("anything", [""])
 
 
+def test_contains_answer_sees_answers_next_to_punctuation() -> None:
+    assert contains_answer("in Switzerland and the Netherlands.[citation needed] A group", ["Switzerland and the Netherlands."])
+    assert contains_answer("Osama bin Laden's terror attacks", ["Osama bin Laden"])
+    assert contains_answer("Sandwich, Faversham and Maidstone—towns", ["Sandwich, Faversham and Maidstone"])
+    assert contains_answer("won 2-1 at home", ["2-1"])
+    assert not contains_answer("won 2-1 at home", ["1-2"])
+
+
 def test_first_hit_rank_needs_the_gold_doc_and_an_answer() -> None:
     retrieved = [("p2.txt", "63 days"), ("p1.txt", "nothing here"), ("p1.txt", "lasted 63 days")]
     assert first_hit_rank(retrieved, "p1.txt", ["63 days"]) == 3
