@@ -33,7 +33,7 @@ from qa._config import RetrievalSettings
 from qa._keyword import KeywordIndex, parse_paragraph_numbers
 from qa._models import ArticleRecord, Paragraph, RetrievedParagraph
 from qa._store import ChromaIndex
-from qa._text import sentence_spans, terms
+from qa._text import sentence_term_sets, terms
 
 
 @dataclass(frozen=True)
@@ -182,13 +182,11 @@ class HybridRetriever(BaseRetriever):
             if article_id not in title_terms:
                 title_terms[article_id] = set(terms(found.record.title))
             title = title_terms[article_id]
-            text = found.paragraph.text
-            in_paragraph = title.union(terms(text))
+            sentences = sentence_term_sets(found.paragraph.text)
+            in_paragraph = title.union(*sentences)
             paragraph_coverage = sum(w for t, w in weights.items() if t in in_paragraph) / total
             sentence_coverage = max(
-                (sum(w for t, w in weights.items() if t in title or t in sentence)
-                 for sentence in (set(terms(text[a:b])) for a, b in sentence_spans(text))),
-                default=0.0,
+                sum(w for t, w in weights.items() if t in title or t in sentence) for sentence in sentences
             ) / total
             found.score = (
                 settings.weight_dense * found.dense

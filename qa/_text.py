@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Iterator
 
@@ -63,6 +64,7 @@ def words(text: str) -> list[str]:
     return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
 
 
+@functools.lru_cache(maxsize=1 << 17)  # the vocabulary is small; stemming is on every query's path
 def stem(word: str) -> str:
     """A light, predictable stemmer: possessives and plural endings only."""
     if word.endswith("'s"):
@@ -77,6 +79,13 @@ def stem(word: str) -> str:
 def terms(text: str) -> list[str]:
     """Index terms: words minus stop words, lightly stemmed. Used by BM25 and by the answerer."""
     return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def sentence_term_sets(text: str) -> tuple[frozenset[str], ...]:
+    """The term set of each sentence of ``text``. Cached, because re-scoring reads the same
+    popular paragraphs for query after query; a pure function of the text, so never stale."""
+    return tuple(frozenset(terms(text[a:b])) for a, b in sentence_spans(text)) or (frozenset(),)
 
 
 def word_count(text: str) -> int:
