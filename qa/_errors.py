@@ -13,6 +13,7 @@ so the CLI, the API and the chat can map them to one clear message each::
     │   ├── IndexEmpty           nothing is indexed yet (HTTP 409)
     │   ├── IndexCorrupt         the index folder cannot be read; rebuild with ``qa ingest --rebuild`` (HTTP 503)
     │   ├── IndexWriteError      the index cannot be written (disk full, read-only); the previous index still answers (HTTP 507)
+    │   ├── IndexModelMismatch   the index holds vectors of another embedding model; rebuild it (exit 2, HTTP 409)
     │   └── StoreUnavailable     the vector store cannot be reached or written (HTTP 503)
     ├── EmbeddingError           the embedding model cannot be loaded or run (HTTP 503)
     ├── LLMError                 the configured LLM failed; the answer path falls back to extractive
@@ -88,6 +89,12 @@ class IndexCorrupt(IndexError_):
 class IndexWriteError(IndexError_):
     http_status = 507
     error_type = "index_write_error"
+
+
+class IndexModelMismatch(IndexError_):
+    http_status = 409
+    exit_code = 2
+    error_type = "index_model_mismatch"
 
 
 class StoreUnavailable(IndexError_):

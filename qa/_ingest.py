@@ -20,6 +20,7 @@ from qa._articles import SUFFIX_KINDS, SkipFile, article_id_for, parse_file
 from qa._chunking import chunk_article
 from qa._config import ChunkingSettings
 from qa._models import Article, Chunk, IngestReport
+from qa._errors import IndexModelMismatch
 from qa._store import ChromaIndex
 
 # Progress callback: (files done, files in all).
@@ -68,6 +69,15 @@ def _file_hash(path: Path) -> str | None:
         return None
 
 
+def check_embedding_model(stored: str | None, configured: str, index: ChromaIndex) -> None:
+    """Vectors of two models are not comparable: an index answers and grows only with its own."""
+    if stored and stored != configured:
+        raise IndexModelMismatch(
+            f"the index in {index.location} holds vectors of the embedding model {stored!r}, but the "
+            f"configured model is {configured!r}; run `qa ingest --rebuild` to re-embed it"
+        )
+
+
 class Ingestor:
     def __init__(self, index: ChromaIndex, embedder, chunking: ChunkingSettings,
                  commit_chunks: int = 256) -> None:
@@ -86,6 +96,8 @@ class Ingestor:
         began = time.perf_counter()
         report = IngestReport(skipped=list(skipped))
         records = self._index.records()
+        if records:
+            check_embedding_model(self._index.embedding_model(), self._embedder.model_name, self._index)
         self._index.check_writable(0)
         self._index.delete_orphans(records)  # leftovers of an interrupted run
 
@@ -132,7 +144,8 @@ class Ingestor:
         for article, chunks, _ in pending:
             batch.append((article, chunks, vectors[offset : offset + len(chunks)]))
             offset += len(chunks)
-        self._index.write_articles(batch, {a.article_id for a, _, existed in pending if existed})
+        self._index.write_articles(batch, self._embedder.model_name,
+                                   {a.article_id for a, _, existed in pending if existed})
         for article, chunks, existed in pending:
             (report.updated if existed else report.added).append(article.doc)
             report.chunks_embedded += len(chunks)

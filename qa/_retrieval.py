@@ -44,10 +44,13 @@ class IndexSnapshot:
     records: dict[str, ArticleRecord]
     keyword: KeywordIndex
     paragraph_count: int = field(default=0)
+    embedding_model: str | None = None  # whose vectors the index holds
 
     @classmethod
-    def of(cls, generation: str, records: dict[str, ArticleRecord], keyword: KeywordIndex) -> "IndexSnapshot":
-        return cls(generation, records, keyword, sum(len(r.paragraphs) for r in records.values()))
+    def of(cls, generation: str, records: dict[str, ArticleRecord], keyword: KeywordIndex,
+           embedding_model: str | None = None) -> "IndexSnapshot":
+        return cls(generation, records, keyword, sum(len(r.paragraphs) for r in records.values()),
+                   embedding_model)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from qa._errors import (
     DocumentNotFound, IndexCorrupt, IndexEmpty, InvalidInput, InvalidQuestion, LLMError, UploadRejected,
 )
 from qa._generate import Generated, generate_answer, rewrite_follow_up
-from qa._ingest import Ingestor, Progress, SourceFile
+from qa._ingest import Ingestor, Progress, SourceFile, check_embedding_model
 from qa._llm import ChatModel, start_chat_model
 from qa._keyword import KeywordIndex
 from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport
@@ -165,7 +165,7 @@ class QAService:
                     keyword.save(cache)
                 except OSError:
                     pass  # a read-only index folder still answers; it rebuilds next time
-            self._snapshot = IndexSnapshot.of(generation, records, keyword)
+            self._snapshot = IndexSnapshot.of(generation, records, keyword, self.index.embedding_model())
             return self._snapshot
 
     def _ingestor(self) -> Ingestor:
@@ -293,6 +293,7 @@ class QAService:
         snapshot = self.snapshot()
         if not snapshot.records:
             raise IndexEmpty("nothing is indexed yet: run `qa ingest PATH` or upload articles first")
+        check_embedding_model(snapshot.embedding_model, self.embedder.model_name, self.index)
         lap("snapshot")
         model = self.chat_model if mode == "llm" else None
         condensed = condense(question, history)

@@ -43,6 +43,8 @@ from qa._errors import IndexCorrupt, IndexWriteError, StoreUnavailable
 from qa._models import Article, ArticleRecord, Chunk, Paragraph
 
 _GENERATION_ID = "__generation__"
+# The model_name of the packaged ONNX MiniLM as run before the fused graph (qa._embedding).
+LEGACY_EMBEDDING_MODEL = "all-MiniLM-L6-v2-int8-onnx"
 # Chroma refuses records without a vector; manifest records are looked up by id only.
 _NO_VECTOR = [1.0]
 _READ_PAGE = 5000
@@ -180,6 +182,12 @@ class ChromaIndex:
             f"the index in {folder} cannot be used ({exc}); run `qa ingest --rebuild` to build it again"
         )
 
+    @property
+    def location(self) -> str:
+        """The index folder or the Chroma server, for messages."""
+        store = self._settings.vector_store
+        return str(Path(self._settings.index.dir) / "chroma") if store.mode == "embedded" else _describe(store)
+
     # -- reading -----------------------------------------------------------------
 
     def generation(self) -> str:
@@ -188,6 +196,17 @@ class ChromaIndex:
         except Exception as exc:
             raise self._wrap(exc) from None
         return got["metadatas"][0]["token"] if got["ids"] else "empty"
+
+    def embedding_model(self) -> str | None:
+        """The embedding model whose vectors the index holds; None while it holds none."""
+        try:
+            got = self._articles.get(ids=[_GENERATION_ID], include=["metadatas"])
+        except Exception as exc:
+            raise self._wrap(exc) from None
+        if not got["ids"]:
+            return None
+        # Indexes written before the model was recorded all hold the packaged ONNX model's vectors.
+        return got["metadatas"][0].get("embedding_model", LEGACY_EMBEDDING_MODEL)
 
     def records(self) -> dict[str, ArticleRecord]:
         """Every committed article, by id."""
@@ -278,10 +297,11 @@ class ChromaIndex:
         if problem := unwritable_reason(folder):
             raise self._write_error(problem)
 
-    def write_articles(self, batch: list[tuple[Article, list[Chunk], np.ndarray]],
+    def write_articles(self, batch: list[tuple[Article, list[Chunk], np.ndarray]], embedding_model: str,
                        replacing: set[str] = frozenset()) -> None:
         """Store the chunks, then commit the article records, then drop the previous versions
-        of the articles in ``replacing`` (ids of articles that were already indexed)."""
+        of the articles in ``replacing`` (ids of articles that were already indexed).
+        ``embedding_model`` made the vectors; the commit records it."""
         nodes: list[TextNode] = []
         ids, metadatas, documents = [], [], []
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -323,7 +343,7 @@ class ChromaIndex:
                     where={"$and": [{"article_id": article.article_id},
                                     {"content_hash": {"$ne": article.content_hash}}]}
                 )
-            self._bump_generation()
+            self._bump_generation(embedding_model)
         except Exception as exc:
             raise self._wrap(exc, writing=True) from None
 
@@ -363,8 +383,10 @@ class ChromaIndex:
                 pass
         self.__init__(self._settings)
 
-    def _bump_generation(self) -> None:
-        self._articles.upsert(
-            ids=[_GENERATION_ID], embeddings=[_NO_VECTOR], metadatas=[{"token": uuid.uuid4().hex}],
-            documents=[""],
-        )
+    def _bump_generation(self, embedding_model: str | None = None) -> None:
+        """A new generation token; the recorded embedding model is kept unless one is given."""
+        metadata = {"token": uuid.uuid4().hex}
+        model = embedding_model or self.embedding_model()
+        if model:
+            metadata["embedding_model"] = model
+        self._articles.upsert(ids=[_GENERATION_ID], embeddings=[_NO_VECTOR], metadatas=[metadata], documents=[""])
