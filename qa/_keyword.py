@@ -48,6 +48,16 @@ class _Articles:
     ids: list[str]
     bm25: bm25s.BM25
 
+    def __post_init__(self) -> None:
+        self.rows = {article_id: row for row, article_id in enumerate(self.ids)}
+
+    def __getstate__(self) -> dict:
+        return {"ids": self.ids, "bm25": self.bm25}  # rows are derived, not cached
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.__post_init__()
+
 
 class KeywordIndex:
     def __init__(self, generation: str, refs: list[ChunkRef], bm25: bm25s.BM25 | None,
@@ -114,8 +124,11 @@ class KeywordIndex:
         top = top[np.argsort(-scores[top])]
         return [(self.refs[i], float(scores[i])) for i in top if scores[i] > 0]
 
-    def article_scores(self, query_terms: list[str]) -> dict[str, float]:
-        """Article-level BM25 of the articles that match at all, divided by the best one's (0..1]."""
+    def article_scores(self, query_terms: list[str], article_ids: Iterable[str]) -> dict[str, float]:
+        """Article-level BM25 of ``article_ids``, divided by the best score of any article (0..1].
+
+        Only the asked-for articles are looked up: at a million paragraphs a dictionary of every
+        matching article cost more than the rest of the query."""
         known = [t for t in query_terms if t in self._df]
         if self._articles is None or not known:
             return {}
@@ -123,8 +136,8 @@ class KeywordIndex:
         best = float(scores.max()) if len(scores) else 0.0
         if best <= 0:
             return {}
-        matching = np.flatnonzero(scores > 0)
-        return {self._articles.ids[i]: float(scores[i]) / best for i in matching}
+        rows = self._articles.rows
+        return {a: float(scores[rows[a]]) / best for a in article_ids if a in rows}
 
     # -- cache -------------------------------------------------------------------
 

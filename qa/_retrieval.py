@@ -172,7 +172,7 @@ class HybridRetriever(BaseRetriever):
     def _rescore(self, pool: list[Candidate], query_terms: list[str], context_terms: set[str]) -> None:
         settings = self._settings
         keyword = self._snapshot.keyword
-        article_keyword = keyword.article_scores(query_terms)
+        article_keyword = keyword.article_scores(query_terms, {c.record.article_id for c in pool})
         article_dense: dict[str, float] = {}
         for found in pool:
             article_id = found.record.article_id

@@ -172,9 +172,11 @@ class QAService:
         return Ingestor(self.index, self.embedder, self.settings.chunking, self.settings.ingest.commit_chunks)
 
     def warm_up(self) -> None:
-        """Load the model and the index now rather than on the first question."""
-        self.embedder.embed(["warm up"])
-        self.snapshot()
+        """Load the model and the index now rather than on the first question (Chroma loads its
+        vector index on the first search: seconds at a million paragraphs)."""
+        vector = self.embedder.embed(["warm up"])[0]
+        if self.snapshot().records:
+            self.index.dense_search(vector, 1)
 
     # -- writing -----------------------------------------------------------------
 

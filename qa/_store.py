@@ -273,6 +273,13 @@ class ChromaIndex:
 
     # -- writing -----------------------------------------------------------------
 
+    def _max_batch(self) -> int:
+        """Chroma refuses larger writes (5,461 records embedded); llama-index splits only at 41,665."""
+        try:
+            return max(1, int(self._client.get_max_batch_size()))
+        except Exception:  # an older server without the call: a size every version takes
+            return 5000
+
     def _write_error(self, problem: str) -> IndexWriteError:
         folder = Path(self._settings.index.dir) / "chroma"
         return IndexWriteError(
@@ -333,8 +340,9 @@ class ChromaIndex:
                 "ingested_at": now,
             })
         try:
-            if nodes:
-                self.vector_store.add(nodes)
+            step = self._max_batch()
+            for begin in range(0, len(nodes), step):
+                self.vector_store.add(nodes[begin : begin + step])
             self._articles.upsert(
                 ids=ids, embeddings=[_NO_VECTOR] * len(ids), metadatas=metadatas, documents=documents
             )

@@ -6,9 +6,12 @@ import os
 import subprocess
 import sys
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 
-from qa import QAService
+from qa import QAService, chunk_article, parse_file
 from qa._errors import IndexModelMismatch
 from qa._store import LEGACY_EMBEDDING_MODEL
 from tests.conftest import REPO, SEEDS
@@ -45,3 +48,20 @@ def test_cli_reports_the_mismatch_in_one_line(seeded_service: QAService) -> None
     assert result.returncode == 2
     assert "some-other-model" in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_commit_larger_than_chromas_largest_write_is_split(service: QAService, tmp_path: Path) -> None:
+    # Chroma refuses writes of more than get_max_batch_size() records (5,461 embedded); one
+    # commit of an article with more chunks than that must still land whole.
+    limit = service.index._client.get_max_batch_size()
+    source = tmp_path / "long.txt"
+    source.write_text("A very long article\n\n" + "\n\n".join(
+        f"Paragraph number {n} of the long article says something different each time." for n in range(limit + 50)
+    ), encoding="utf-8")
+    article = parse_file(source, tmp_path)
+    chunks = chunk_article(article)
+    assert len(chunks) > limit
+    vectors = np.random.default_rng(0).normal(size=(len(chunks), 384)).astype(np.float32)
+    service.index.write_articles([(article, chunks, vectors)], service.embedder.model_name)
+    assert service.index.chunk_count() == len(chunks)
+    assert len(service.index.records()[article.article_id].paragraphs) == limit + 50
