@@ -42,6 +42,7 @@ class VectorStoreSettings(_Section):
 
 class EmbeddingSettings(_Section):
     backend: Literal["onnx", "openai"] = "onnx"
+    variant: Literal["fused", "original"] = "fused"
     batch_size: int = 16
     max_tokens: int = 256
     threads: int = 0
