@@ -51,7 +51,7 @@ class EmbeddingSettings(_Section):
 
 
 class IngestSettings(_Section):
-    commit_chunks: int = 256
+    commit_chunks: int = 1024
 
 
 class ChunkingSettings(_Section):

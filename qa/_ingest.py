@@ -80,7 +80,7 @@ def check_embedding_model(stored: str | None, configured: str, index: ChromaInde
 
 class Ingestor:
     def __init__(self, index: ChromaIndex, embedder, chunking: ChunkingSettings,
-                 commit_chunks: int = 256) -> None:
+                 commit_chunks: int = 1024) -> None:
         self._index = index
         self._embedder = embedder
         self._chunking = chunking
