@@ -22,7 +22,7 @@ from qa._config import AnswerSettings
 from qa._keyword import KeywordIndex
 from qa._models import Citation
 from qa._retrieval import Candidate
-from qa._text import sentence_spans, terms, words
+from qa._text import sentence_spans, sentence_term_sets, terms, words
 
 ABSTENTION = "The indexed articles don't answer this question."
 
@@ -96,8 +96,8 @@ def score_sentences(condensed: Condensed, candidates: list[Candidate],
     for rank, candidate in enumerate(candidates, 1):
         context_terms = set(terms(f"{candidate.record.title} {candidate.paragraph.section}"))
         text = candidate.paragraph.text
-        for start, end in sentence_spans(text):
-            sentence_terms = set(terms(text[start:end]))
+        # The re-scorer has just read the same sentences; their term sets come from its cache.
+        for (start, end), sentence_terms in zip(sentence_spans(text), sentence_term_sets(text)):
             covered = frozenset(t for t in weights if t in sentence_terms)
             from_context = sum(weights[t] for t in weights if t not in covered and t in context_terms)
             coverage = (sum(weights[t] for t in covered) + 0.5 * from_context) / total

@@ -105,9 +105,13 @@ class KeywordIndex:
         """Row of ``chunk_id`` in :meth:`scores`."""
         return self._position.get(chunk_id)
 
+    def _known(self, query_terms: list[str]) -> list[str]:
+        """The query terms the index has seen (bm25s rejects the others)."""
+        return [t for t in query_terms if t in self._df]
+
     def scores(self, query_terms: list[str]) -> np.ndarray:
         """BM25 score of every chunk (row i is ``refs[i]``)."""
-        known = [t for t in query_terms if t in self._df]
+        known = self._known(query_terms)
         if self._bm25 is None or not known:
             return np.zeros(len(self.refs), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(known), dtype=np.float32)
@@ -129,7 +133,7 @@ class KeywordIndex:
 
         Only the asked-for articles are looked up: at a million paragraphs a dictionary of every
         matching article cost more than the rest of the query."""
-        known = [t for t in query_terms if t in self._df]
+        known = self._known(query_terms)
         if self._articles is None or not known:
             return {}
         scores = np.asarray(self._articles.bm25.get_scores(known))

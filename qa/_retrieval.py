@@ -93,8 +93,8 @@ class HybridRetriever(BaseRetriever):
                    context_terms: tuple[str, ...] = ()) -> list[Candidate]:
         """The ``k`` best paragraphs for ``query``, best first.
 
-        ``context_terms`` are terms a follow-up borrowed from earlier turns; they count 0.3 (as in the answerer)
-        in the coverage signals.
+        ``context_terms`` are terms a follow-up borrowed from earlier turns; in the coverage
+        signals they count 0.3, as in the answerer.
         """
         if query_vector is None:
             query_vector = self._embedder.embed([query])[0]

@@ -190,23 +190,23 @@ class ChromaIndex:
 
     # -- reading -----------------------------------------------------------------
 
-    def generation(self) -> str:
+    def _generation_record(self) -> dict | None:
+        """The metadata of the record every commit rewrites; None before the first commit."""
         try:
             got = self._articles.get(ids=[_GENERATION_ID], include=["metadatas"])
         except Exception as exc:
             raise self._wrap(exc) from None
-        return got["metadatas"][0]["token"] if got["ids"] else "empty"
+        return got["metadatas"][0] if got["ids"] else None
+
+    def generation(self) -> str:
+        record = self._generation_record()
+        return record["token"] if record else "empty"
 
     def embedding_model(self) -> str | None:
         """The embedding model whose vectors the index holds; None while it holds none."""
-        try:
-            got = self._articles.get(ids=[_GENERATION_ID], include=["metadatas"])
-        except Exception as exc:
-            raise self._wrap(exc) from None
-        if not got["ids"]:
-            return None
+        record = self._generation_record()
         # Indexes written before the model was recorded all hold the packaged ONNX model's vectors.
-        return got["metadatas"][0].get("embedding_model", LEGACY_EMBEDDING_MODEL)
+        return record.get("embedding_model", LEGACY_EMBEDDING_MODEL) if record else None
 
     def records(self) -> dict[str, ArticleRecord]:
         """Every committed article, by id."""
