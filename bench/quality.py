@@ -32,8 +32,8 @@ Pipelines:
 The baselines search the question alone; on the dev set, whose follow-ups carry a ``history``,
 the rows marked "+ last user turn" search the last user turn followed by the question.
 
-Hit at k: one of the first k results is from the gold ``doc`` and contains a gold answer after
-SQuAD normalisation (``qa._metrics.first_hit_rank``, exactly what ``qa eval`` scores); MRR@10
+Hit at k: one of the first k results is from the gold ``doc`` (or one of its ``also_docs``, the
+other articles that answer it too) and contains a gold answer after SQuAD normalisation (``qa._metrics.first_hit_rank``, exactly what ``qa eval`` scores); MRR@10
 likewise. Paragraph and chunk embeddings are cached in ``--cache-dir`` as ``.npy`` keyed by the
 model and a hash of the texts. Prints the tables, the timings and the questions ours misses where
 BM25 finds the paragraph; writes them to ``--out``/quality.md, every question's rank per
@@ -146,6 +146,11 @@ class Question:
     doc: str
     history: tuple[ChatTurn, ...] = ()
     split: str | None = None
+    also_docs: tuple[str, ...] = ()  # other files that answer it too (repeated stories)
+
+    @property
+    def gold_docs(self) -> set[str]:
+        return {self.doc, *self.also_docs}
 
     @property
     def with_last_turn(self) -> str:
@@ -162,7 +167,7 @@ def read_answerable(path: Path) -> list[Question]:
         q = EvalQuestion.model_validate(raw)
         if q.answers and q.doc:
             questions.append(Question(q.id, q.question, tuple(q.answers), q.doc, tuple(q.history or ()),
-                                      raw.get("split")))
+                                      raw.get("split"), tuple(q.also_docs)))
     return questions
 
 
@@ -419,7 +424,7 @@ def score(results: dict[str, dict[str, Result]], questions: list[Question]) -> N
     for by_question in results.values():
         for q in questions:
             result = by_question[q.id]
-            result.rank = first_hit_rank(result.ranked, q.doc, q.answers)
+            result.rank = first_hit_rank(result.ranked, q.gold_docs, q.answers)
 
 
 def summary(ranks: list[int | None]) -> dict:
@@ -554,7 +559,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     questions = list({q.id: q for qs in sets.values() for q in qs}.values())
     folders = [args.squad.resolve() / "corpus", args.bbc.resolve()]
     if args.limit is not None:
-        folders = stage_subset(folders, {q.doc for q in questions}, args.limit, args.out.resolve() / "corpus-subset")
+        folders = stage_subset(folders, {d for q in questions for d in q.gold_docs}, args.limit, args.out.resolve() / "corpus-subset")
     corpus = load_corpus(folders)
     log(f"corpus: {len(corpus.files):,} files, {len(corpus.paragraphs):,} paragraphs; "
         f"{len(questions)} answerable questions")
@@ -599,7 +604,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         f"Corpus: {len(corpus.files):,} files, {len(corpus.paragraphs):,} paragraphs "
         f"({', '.join(str(f) for f in folders)}); ours over the index in `{args.index_dir}` "
         f"({len(indexed):,} articles). Only answerable questions count. A hit is a retrieved paragraph "
-        "from the gold file containing a gold answer; the LlamaIndex article-level row counts whole chunks "
+        "from the gold file (or from one of its `also_docs`, other articles that answer it too) containing "
+        "a gold answer; the LlamaIndex article-level row counts whole chunks "
         "(mostly whole articles) instead, so it is lenient and not comparable with the other rows. "
         "Ours is always given the conversation history; the baselines search the question alone, "
         "or with the last user turn prepended in the \"+ last user turn\" rows.",

@@ -357,7 +357,7 @@ def serve_and_measure(folder: Path, queries_file: Path, out: Path, ask: bool) ->
     stage: dict[str, float] = {}
     # Time the parts of QAService.snapshot() without changing what it does.
     records, load, build = ChromaIndex.records, KeywordIndex.load, KeywordIndex.build
-    ChromaIndex.records = lambda self: _timed_call(stage, "manifest_s", records, self)
+    ChromaIndex.records = lambda self, generation=None: _timed_call(stage, "manifest_s", records, self, generation)
     KeywordIndex.load = staticmethod(lambda *a: _timed_call(stage, "keyword_load_s", load, *a))
     KeywordIndex.build = staticmethod(lambda *a: _timed_call(stage, "keyword_rebuilt_s", build, *a))
 

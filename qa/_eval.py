@@ -1,7 +1,9 @@
 """``qa eval``: run a question file through the service and score it.
 
-Input lines: ``{"id", "question", "answers": [...], "doc"?, "history"?}``; an
-empty ``answers`` list means the corpus does not answer the question.
+Input lines: ``{"id", "question", "answers": [...], "doc"?, "also_docs"?, "history"?}``;
+an empty ``answers`` list means the corpus does not answer the question. ``also_docs``
+lists other files with a paragraph that answers it too (news corpora repeat stories):
+a paragraph from any of them that contains a gold answer is a hit.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class EvalQuestion(BaseModel):
     question: str
     answers: list[str]
     doc: str | None = None
+    also_docs: list[str] = []
     history: list[ChatTurn] | None = None
 
 
@@ -54,7 +57,8 @@ def answer_text(response: AskResponse) -> str:
 
 def question_metrics(question: EvalQuestion, response: AskResponse, k: int) -> dict:
     answerable = bool(question.answers)
-    rank = first_hit_rank([(p.doc, p.text) for p in response.retrieved[:k]], question.doc, question.answers) \
+    gold_docs = {question.doc, *question.also_docs} if question.doc else None
+    rank = first_hit_rank([(p.doc, p.text) for p in response.retrieved[:k]], gold_docs, question.answers) \
         if answerable else None
     predicted = "" if response.abstained else answer_text(response)
     cited_ok = [contains_answer(c.text, question.answers) for c in response.citations] if answerable else []

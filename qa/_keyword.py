@@ -15,7 +15,6 @@ shares few words with the question.
 from __future__ import annotations
 
 import math
-import pickle
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +23,11 @@ from typing import Iterable
 import bm25s
 import numpy as np
 
+from qa._cache import read_cached, write_cached
 from qa._models import indexed_text
 from qa._text import terms
 
-_CACHE_VERSION = 2
+_CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -146,25 +146,13 @@ class KeywordIndex:
     # -- cache -------------------------------------------------------------------
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        for old in folder.glob("keyword-*.pkl"):
-            old.unlink(missing_ok=True)
-        target = folder / f"keyword-{self.generation}.pkl"
-        partial = target.with_suffix(".partial")
-        with partial.open("wb") as handle:
-            pickle.dump((_CACHE_VERSION, self.refs, self._bm25, self._df, self._articles), handle,
-                        protocol=pickle.HIGHEST_PROTOCOL)
-        partial.replace(target)  # atomic: a reader sees the whole file or none
+        write_cached(folder / f"keyword-{self.generation}.pkl", _CACHE_VERSION,
+                     (self.refs, self._bm25, self._df, self._articles))
 
     @classmethod
     def load(cls, folder: Path, generation: str) -> "KeywordIndex | None":
-        path = folder / f"keyword-{generation}.pkl"
-        try:
-            with path.open("rb") as handle:
-                version, *content = pickle.load(handle)
-        except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError):
-            return None
-        if version != _CACHE_VERSION:
+        content = read_cached(folder / f"keyword-{generation}.pkl", _CACHE_VERSION)
+        if content is None:
             return None
         refs, bm25, df, articles = content
         return cls(generation, refs, bm25, df, articles)

@@ -6,7 +6,7 @@ import math
 import re
 import string
 from collections import Counter
-from typing import Sequence
+from typing import Collection, Sequence
 
 
 def normalize_answer(text: str) -> str:
@@ -60,10 +60,13 @@ def contains_answer(text: str, golds: Sequence[str]) -> bool:
     return any(f" {_word_sequence(g)} " in haystack for g in golds if _word_sequence(g))
 
 
-def first_hit_rank(retrieved: Sequence[tuple[str, str]], gold_doc: str | None, golds: Sequence[str]) -> int | None:
-    """1-based rank of the first retrieved (doc, paragraph text) from the gold doc containing a gold answer."""
+def first_hit_rank(retrieved: Sequence[tuple[str, str]], gold_docs: str | Collection[str] | None,
+                   golds: Sequence[str]) -> int | None:
+    """1-based rank of the first retrieved (doc, paragraph text) from a gold doc containing a gold answer."""
+    if isinstance(gold_docs, str):
+        gold_docs = {gold_docs}
     for rank, (doc, text) in enumerate(retrieved, 1):
-        if (gold_doc is None or doc == gold_doc) and contains_answer(text, golds):
+        if (gold_docs is None or doc in gold_docs) and contains_answer(text, golds):
             return rank
     return None
 

@@ -157,7 +157,7 @@ class QAService:
             if self._snapshot is not None and self._snapshot.generation == generation:
                 return self._snapshot
             cache = Path(self.settings.index.dir) / "keyword"
-            records = self.index.records()
+            records = self.index.records(generation)
             keyword = KeywordIndex.load(cache, generation)
             if keyword is None:
                 keyword = KeywordIndex.build(generation, self.index.committed_chunks(records))

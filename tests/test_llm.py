@@ -385,3 +385,15 @@ def test_chat_starts_in_llm_mode_and_marks_unsupported_sentences(service: QAServ
     assert entry.mode == "llm" and len(entry.unsupported) == 1
     marked = html.split('<span class="unsupported"', 1)[1].split("</span>", 1)[0]
     assert "paid for by &lt;b&gt;Brazil&lt;/b&gt; in 1987" in marked and "<b>" not in html
+
+
+def test_the_extractive_default_never_loads_the_openai_client(seeded_service: QAService) -> None:
+    # Half a second of every fresh `qa` command: the client is imported only when its backend starts.
+    script = ("import sys; from qa import QAService, load_settings; "
+              "QAService(load_settings()).ask('Who condemned the deployment of THAAD?'); "
+              "print(sorted(m for m in sys.modules if m == 'openai' or m.startswith('llama_index.llms.openai')))")
+    env = {**os.environ, "QA_INDEX_DIR": seeded_service.settings.index.dir, "QA_LLM_BACKEND": "extractive"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -68,3 +68,10 @@ def test_percentile_is_nearest_rank() -> None:
     assert percentile(values, 95) == 50
     assert percentile(values, 0) == 15
     assert percentile([], 50) == 0.0
+
+
+def test_a_hit_may_come_from_any_gold_doc() -> None:
+    retrieved = [("a.txt", "no answer here"), ("copy.txt", "It cost 63 days."), ("gold.txt", "63 days")]
+    assert first_hit_rank(retrieved, "gold.txt", ["63 days"]) == 3
+    assert first_hit_rank(retrieved, {"gold.txt", "copy.txt"}, ["63 days"]) == 2
+    assert first_hit_rank(retrieved, None, ["63 days"]) == 2
