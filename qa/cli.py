@@ -15,8 +15,11 @@ from __future__ import annotations
 import functools
 import gc
 import json
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import click
 from pydantic import TypeAdapter, ValidationError
@@ -49,13 +52,40 @@ def _reports_errors(command):
     return wrapper
 
 
-def _progress_bar(description: str):
+@contextmanager
+def _ctrl_c_stops_for_sure() -> Iterator[Callable[[], None]]:
+    """Ctrl-C raises :class:`KeyboardInterrupt` at once, as usual, and again at the next ``check()``.
+
+    Python swallows a KeyboardInterrupt that lands in a finalizer the collector happens to be
+    running (it prints "Exception ignored in ..."), and a long command would then carry on to the
+    end; the progress callbacks call ``check()`` after every file or question.
+    """
+    pressed = False
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        nonlocal pressed
+        pressed = True
+        raise KeyboardInterrupt
+
+    def check() -> None:
+        if pressed:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield check
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _progress_bar(description: str, stop_check: Callable[[], None]):
     """A tqdm bar on a terminal; elsewhere (logs, CI, pipes) a plain line every 5%."""
     bar: tqdm | None = None
     interactive = sys.stderr.isatty()
 
     def update(done: int, total: int) -> None:
         nonlocal bar
+        stop_check()
         if not interactive:
             if done == total or done % max(1, total // 20) == 0:
                 click.echo(f"{description}: {done}/{total} files", err=True)
@@ -125,8 +155,9 @@ def ingest(ctx: click.Context, paths: tuple[Path, ...], rebuild: bool, as_json: 
     """
     settings = _settings(ctx)
     service = QAService(settings)
-    report = service.ingest(list(paths) or [settings.index.default_source], rebuild=rebuild,
-                           progress=_progress_bar("Indexing"))
+    with _ctrl_c_stops_for_sure() as stop_check:
+        report = service.ingest(list(paths) or [settings.index.default_source], rebuild=rebuild,
+                               progress=_progress_bar("Indexing", stop_check))
     if as_json:
         click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
     else:
@@ -198,7 +229,8 @@ def eval_command(ctx: click.Context, questions: Path, out_dir: Path, k: int) -> 
     """
     service = QAService(_settings(ctx))
     service.start_llm()  # a misconfigured LLM stops the run here, not once per question
-    run = run_eval(service, questions, out_dir, k=k, progress=_progress_bar("Evaluating"))
+    with _ctrl_c_stops_for_sure() as stop_check:
+        run = run_eval(service, questions, out_dir, k=k, progress=_progress_bar("Evaluating", stop_check))
     click.echo(summary_markdown(run.summary))
     click.echo(f"Wrote {out_dir}/results.jsonl, summary.json and summary.md")
 
