@@ -40,12 +40,13 @@ from llama_index.vector_stores.chroma import ChromaVectorStore
 
 from qa._cache import read_cached, write_cached
 from qa._config import Settings, VectorStoreSettings, secret
+from qa._embedding import ORIGINAL_MODEL_NAME
 from qa._errors import IndexCorrupt, IndexWriteError, StoreUnavailable
 from qa._models import Article, ArticleRecord, Chunk, Paragraph
 
 _GENERATION_ID = "__generation__"
-# The model_name of the packaged ONNX MiniLM as run before the fused graph (qa._embedding).
-LEGACY_EMBEDDING_MODEL = "all-MiniLM-L6-v2-int8-onnx"
+# What an index written before the model was recorded holds: the packaged graph's vectors.
+LEGACY_EMBEDDING_MODEL = ORIGINAL_MODEL_NAME
 # Chroma refuses records without a vector; manifest records are looked up by id only.
 _NO_VECTOR = [1.0]
 _READ_PAGE = 5000
@@ -211,13 +212,16 @@ class ChromaIndex:
         return record.get("embedding_model", LEGACY_EMBEDDING_MODEL) if record else None
 
     def records(self, generation: str | None = None) -> dict[str, ArticleRecord]:
-        """Every committed article, by id.
+        """Every committed article, by id, as of ``generation`` (default: the current one; a
+        caller that has just read the generation passes it, so the two agree).
 
-        Given the ``generation`` just read, they come from a local copy of that generation's
-        manifest when one exists, and a copy is left for the next process: reading the manifest
-        from Chroma is most of a fresh ``qa ask``'s own work, and 36 s at a million paragraphs.
+        They come from a local copy of that generation's manifest when one exists, and a copy is
+        left for the next process: reading the manifest from Chroma is most of a fresh ``qa ask``'s
+        own work, and 28–36 s at a million paragraphs.
         """
-        if generation is not None and (copied := self._read_manifest_copy(generation)) is not None:
+        if generation is None:
+            generation = self.generation()
+        if (copied := self._read_manifest_copy(generation)) is not None:
             return copied
         records: dict[str, ArticleRecord] = {}
         for ids, metadatas, documents in self._pages(self._articles, ["metadatas", "documents"]):
@@ -225,7 +229,7 @@ class ChromaIndex:
                 if article_id != _GENERATION_ID:
                     records[article_id] = _record_from_chroma(article_id, metadata, document)
         # A commit that landed while we read makes these records newer than ``generation``.
-        if generation is not None and self.generation() == generation:
+        if self.generation() == generation:
             self._write_manifest_copy(generation, records)
         return records
 

@@ -14,7 +14,7 @@ import pytest
 from qa import QAService, chunk_article, parse_file
 from qa._errors import IndexModelMismatch
 from qa._store import LEGACY_EMBEDDING_MODEL
-from tests.conftest import REPO, SEEDS
+from conftest import REPO, SEEDS
 
 
 def test_the_index_records_the_model_of_its_vectors(seeded_service: QAService) -> None:
