@@ -6,6 +6,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# llama.cpp is built from source (no wheel is served for this platform). A default build is
+# tuned to the build host (-march=native) and adds AMX and weight-repacking buffer types,
+# which segfault on the first decode on some CPUs with AMX (docs/llm.md). This build targets
+# plain AVX2, which every x86-64 server CPU of the last decade has, without those paths.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_CPU_REPACK=OFF
 
 .PHONY: run test install install-test clean
 
@@ -17,7 +22,7 @@ $(BIN)/.installed: pyproject.toml requirements-model.txt
 	touch $@
 
 $(BIN)/.installed-test: $(BIN)/.installed
-	$(BIN)/pip install --quiet -e '.[test]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[test]'
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "Installing Debian's chromium for the browser tests"; \
 	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \

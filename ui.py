@@ -6,6 +6,10 @@ Article text and questions are untrusted. Nothing here hands them to Markdown or
 browser as HTML: every page fragment is built by the ``render_*`` functions below, which pass
 each piece of untrusted text through :func:`html.escape`. The one script on the page
 (:data:`CITATION_SCRIPT`) only moves elements that this module rendered.
+
+Every event's arguments are untrusted too: any client can call an event with any JSON, not only
+what the page would send. No handler takes a server path from the client: the upload event reads
+only files that Gradio's upload route wrote into its upload folder (see :meth:`ChatUI.upload`).
 """
 
 from __future__ import annotations
@@ -20,11 +24,14 @@ from pathlib import Path
 from typing import Iterator
 
 import gradio as gr
+from gradio.utils import get_upload_folder
 
 from qa import (
     AnswerDelta, AnswerDone, ArticleRecord, AskResponse, ChatTurn, Citation, QAError, QAService,
-    RetrievedParagraph, Settings,
+    RetrievedParagraph, Settings, UploadedFile, safe_upload_name,
 )
+from qa._articles import SkipFile, read_regular_file
+from qa._service import MAX_K
 
 LOG = logging.getLogger(__name__)
 
@@ -42,6 +49,10 @@ ANSWER_MODES = {
     "extractive": "Extractive: quotes the articles",
     "llm": "LLM: written answer",
 }
+# The one answer for every file an upload event names that Gradio's upload route did not write:
+# the same whether the path exists or not, so it cannot be used to probe the server's files.
+NOT_UPLOADED = "not a file uploaded through this page; upload it with the Upload box"
+K_RANGE = f"The number of sources (k) must be a whole number from 1 to {MAX_K}."
 
 
 # -- conversation state ----------------------------------------------------------------------
@@ -120,6 +131,34 @@ def source_view(service: QAService, paragraph: Citation | RetrievedParagraph, ke
 
 def escape(text: object) -> str:
     return html.escape(str(text), quote=True)
+
+
+def displayable(text: str) -> str:
+    """``text`` with unpaired surrogates (which JSON can carry) replaced: the page's JSON cannot hold them."""
+    return text.encode("utf-8", errors="replace").decode("utf-8")
+
+
+def sentence(message: str) -> str:
+    """A service message (written to follow "Error: ") as a sentence of its own."""
+    return message[:1].upper() + message[1:]
+
+
+def user_error(message: str) -> gr.Error:
+    # Gradio shows an error's message as HTML. A client's mistake is no server fault: no traceback.
+    return gr.Error(escape(sentence(message)), print_exception=False)
+
+
+def sources_count(k: object) -> int | None:
+    """``k`` as the client sent it (slider float, JSON number or text), checked; None: the default."""
+    if k is None:
+        return None
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    elif isinstance(k, str) and re.fullmatch(r"\s*\d{1,3}\s*", k):
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValueError(K_RANGE)
+    return k
 
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -299,6 +338,27 @@ def render_library(records: list[ArticleRecord]) -> str:
     )
 
 
+def named_paths(payload: object) -> list[object]:
+    """The ``path`` of each file record in an upload event's payload, whatever its shape."""
+    records = payload if isinstance(payload, list) else [payload] if payload is not None else []
+    return [record.get("path") if isinstance(record, dict) else record for record in records]
+
+
+def shown_name(raw_path: object) -> str:
+    """A client-named path's base name, short enough for a report line."""
+    name = Path(raw_path).name if isinstance(raw_path, str) and "\x00" not in raw_path else ""
+    return displayable(name or "(unnamed file)")[:120]
+
+
+def upload_line(outcome: UploadedFile, record: ArticleRecord | None) -> tuple[bool, str]:
+    if outcome.status == "skipped" or record is None:
+        return False, f"{outcome.name}: {outcome.note or 'not indexed'}"
+    saved = f"{outcome.name}: {outcome.note}; " if outcome.note else f"{outcome.saved_as}: "
+    count = plural(len(record.paragraphs), "paragraph")
+    summary = f"already indexed, {count}" if outcome.status == "unchanged" else f"{count} indexed"
+    return True, f"{saved}“{record.title}”, {summary}"
+
+
 def render_upload_report(lines: list[tuple[bool, str]]) -> str:
     items = "".join(
         f'<li class="{"ok" if ok else "failed"}">{"✓" if ok else "✗"} {escape(text)}</li>' for ok, text in lines
@@ -444,6 +504,8 @@ class ChatUI:
     service: QAService
     settings: Settings
     log: logging.Logger = field(default=LOG)
+    # The paths Gradio's upload route wrote: the page's Blocks.upload_file_set once it is built.
+    gradio_uploads: set[str] = field(default_factory=set)
 
     def answer_modes(self) -> list[tuple[str, str]]:
         """The modes this server can answer in, the default first; LLM only when one is configured."""
@@ -456,22 +518,28 @@ class ChatUI:
         ``mode`` is the answer mode picked in the settings; each answer's footnote shows the mode
         that produced it (an LLM answer the check replaced says extractive, with its notice).
         """
-        question = (question or "").strip()
+        question = question.strip() if isinstance(question, str) else ""
         if not question:
             yield render_conversation(entries), entries, ""
             return
         history = history_of(entries)
-        entry = ChatEntry(question=question)
+        entry = ChatEntry(question=displayable(question))
         yield render_conversation([*entries, entry]), entries, ""
         try:
-            for event in self.service.ask_stream(question, history, k=int(k), mode=mode or None):
+            sources = sources_count(k)
+        except ValueError as exc:
+            done = [*entries, replace(entry, state="error", error=str(exc))]
+            yield render_conversation(done), done, ""
+            return
+        try:
+            for event in self.service.ask_stream(question, history, k=sources, mode=mode or None):
                 if isinstance(event, AnswerDelta):
                     entry = replace(entry, state="streaming", answer=entry.answer + event.text)
                     yield render_conversation([*entries, entry]), entries, ""
                 elif isinstance(event, AnswerDone):
                     entry = self.finished_entry(question, event.response)
         except QAError as exc:
-            entry = replace(entry, state="error", error=exc.message)
+            entry = replace(entry, state="error", error=sentence(exc.message))
         except Exception:  # the chat shows a sentence, the server log keeps the traceback
             self.log.exception("answering %r failed", question)
             entry = replace(entry, state="error",
@@ -494,10 +562,16 @@ class ChatUI:
     def ask_api(self, question: str, k: int | None = None) -> dict:
         """Answer a question from the indexed articles: the answer with [n] markers, whether it
         abstained, and the cited paragraphs (title, file, paragraph number, text)."""
+        if not isinstance(question, str):
+            raise user_error("the question must be text")
         try:
-            return self.service.ask(question, k=None if k is None else int(k)).model_dump(mode="json")
+            sources = sources_count(k)
+        except ValueError as exc:
+            raise user_error(str(exc)) from None
+        try:
+            return self.service.ask(question, k=sources).model_dump(mode="json")
         except QAError as exc:
-            raise gr.Error(exc.message) from None
+            raise user_error(exc.message) from None
 
     def clear(self) -> tuple[str, list[ChatEntry], str]:
         return render_conversation([]), [], ""
@@ -511,27 +585,82 @@ class ChatUI:
         choices = [(f"{r.title} ({r.doc})", r.article_id) for r in records]
         return render_header(self.service), render_library(records), gr.update(choices=choices, value=None)
 
-    def upload(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()
+    def upload(self, payload: object, progress: gr.Progress = gr.Progress()
                ) -> tuple[str, str, str, dict, None]:
+        """Index the files of one upload event, all in one ingest: a ✓ or ✗ line per file.
+
+        The event gets Gradio's file records unprocessed (``preprocess=False``): Gradio's own
+        processing of a file list leaves an empty temp file behind for every file. Each record's
+        path was named by the client, so only a file that Gradio's upload route wrote is read
+        (:meth:`received_file`); it is deleted once read, whatever becomes of it.
+        """
         lines: list[tuple[bool, str]] = []
+        accepted: list[tuple[str, bytes]] = []
         limit = self.settings.server.max_upload_bytes
-        for path in progress.tqdm(paths or [], desc="Indexing articles", unit="files"):
-            name = Path(path).name
+        read_before: dict[object, bytes | None] = {}  # one upload can list the same stored file twice
+        for raw_path in progress.tqdm(named_paths(payload), desc="Reading uploads", unit="files"):
+            name = shown_name(raw_path)
+            key = raw_path if isinstance(raw_path, str) else id(raw_path)
+            if key not in read_before:
+                read_before[key] = self.received_file(raw_path)
+            content = read_before[key]
+            if content is None:
+                lines.append((False, f"{name}: {NOT_UPLOADED}"))
+                continue
             try:
-                size = os.path.getsize(path)
-                if size > limit:
-                    lines.append((False, f"{name}: {size:,} bytes is over the upload limit of {limit:,} bytes"))
-                    continue
-                record, report = self.service.upload(name, Path(path).read_bytes())
+                safe_upload_name(name)
             except QAError as exc:
                 lines.append((False, f"{name}: {exc.message}"))
                 continue
-            if record is None:
-                reason = "; ".join(reason for _, reason in report.skipped) or "not indexed"
-                lines.append((False, f"{name}: {reason}"))
+            if len(content) > limit:
+                lines.append((False, f"{name}: {len(content):,} bytes is over the upload limit of {limit:,} bytes"))
+                continue
+            accepted.append((name, content))
+        if accepted:
+            progress(0.5, desc=f"Indexing {plural(len(accepted), 'article')}")
+            try:
+                outcomes, _ = self.service.upload(accepted, on_conflict="rename")
+            except QAError as exc:
+                lines.extend((False, f"{name}: {exc.message}") for name, _ in accepted)
             else:
-                lines.append((True, f"{record.doc}: “{record.title}”, {plural(len(record.paragraphs), 'paragraph')} indexed"))
+                records = self.service.snapshot().records
+                lines.extend(upload_line(outcome, records.get(outcome.article_id or "")) for outcome in outcomes)
         return (render_upload_report(lines), *self.library_view(), None)
+
+    def received_file(self, raw_path: object) -> bytes | None:
+        """The bytes of a file that Gradio's upload route wrote, then removed from its temp folder;
+        None for any other path (outside the upload folder, through a symlink, not a regular file,
+        missing, or never uploaded), without saying which."""
+        if not isinstance(raw_path, str) or not raw_path or "\x00" in raw_path:
+            return None
+        path = os.path.abspath(raw_path)
+        # Membership tests only: the upload route adds to the set from another thread meanwhile.
+        if path not in self.gradio_uploads and raw_path not in self.gradio_uploads:
+            return None
+        folder = os.path.abspath(get_upload_folder())
+        inside = Path(path).relative_to(folder) if Path(path).is_relative_to(folder) else None
+        if inside is None or not inside.parts:
+            return None
+        # A symlink anywhere below the folder could lead out of it; Gradio never writes one.
+        if Path(os.path.realpath(path)) != Path(os.path.realpath(folder), inside):
+            return None
+        try:
+            return read_regular_file(Path(path))
+        except SkipFile:
+            return None
+        finally:
+            self.gradio_uploads.discard(raw_path)
+            self.discard_upload(path, folder)
+
+    def discard_upload(self, path: str, folder: str) -> None:
+        self.gradio_uploads.discard(path)
+        try:
+            os.unlink(path)
+            # Gradio keeps each upload in a folder named after its hash; an empty one is litter.
+            if os.path.dirname(path) != folder:
+                os.rmdir(os.path.dirname(path))
+        except OSError:
+            pass  # gone already, or the hash folder still holds another client's upload
 
     def delete(self, article_id: str | None) -> tuple[str, str, str, dict]:
         if not article_id:
@@ -554,9 +683,9 @@ def offline_theme() -> gr.themes.Base:
 
 
 def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
-    chat = ChatUI(service, settings)
-    modes = chat.answer_modes()
     with gr.Blocks(title="News QA", fill_width=False) as blocks:
+        chat = ChatUI(service, settings, gradio_uploads=blocks.upload_file_set)
+        modes = chat.answer_modes()
         header = gr.HTML(lambda: render_header(service), css_template=HEADER_CSS, js_on_load=None,
                          elem_id="app-header")
         with gr.Tabs():
@@ -619,7 +748,8 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
         clear.click(chat.clear, None, ask_outputs, js=CLEAR_SOURCES_SCRIPT, api_visibility="private")
 
         library_outputs = [header, library_table, doomed]
-        files.upload(chat.upload, files, [library_status, *library_outputs, files], api_visibility="private")
+        files.upload(chat.upload, files, [library_status, *library_outputs, files], api_visibility="private",
+                     preprocess=False)
         delete.click(chat.delete, doomed, [library_status, *library_outputs], api_visibility="private")
         blocks.load(chat.library_view, None, library_outputs, api_visibility="private")
         gr.api(chat.ask_api, api_name="ask")

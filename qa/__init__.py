@@ -11,19 +11,20 @@ from qa._config import Settings, load_settings
 from qa._errors import (
     ConfigError, DocumentNotFound, EmbeddingError, IndexCorrupt, IndexEmpty, IndexError_, IndexWriteError,
     InvalidInput, InvalidQuestion, LLMError, NotReady, QAError, StoreUnavailable, Unauthorized,
-    UploadRejected,
+    UploadConflict, UploadRejected,
 )
 from qa._models import (
     Article, ArticleRecord, AskResponse, ChatTurn, Chunk, Citation, IngestReport, Paragraph,
     RetrievedParagraph, SourceParagraph,
 )
 from qa._service import ABSTENTION, AnswerDelta, AnswerDone, QAService
+from qa._uploads import UploadedFile, safe_upload_name
 
 __all__ = [
     "ABSTENTION", "AnswerDelta", "AnswerDone", "Article", "ArticleRecord", "AskResponse", "ChatTurn", "Chunk", "Citation",
     "ConfigError", "DocumentNotFound", "EmbeddingError", "IndexCorrupt", "IndexEmpty", "IndexError_",
     "IndexWriteError", "IngestReport", "InvalidInput", "InvalidQuestion", "LLMError", "NotReady", "Paragraph", "QAError",
     "QAService", "RetrievedParagraph", "Settings", "SourceParagraph", "StoreUnavailable", "Unauthorized",
-    "UploadRejected",
-    "chunk_article", "html_to_text", "load_settings", "parse_file", "parse_text", "source_text",
+    "UploadConflict", "UploadRejected", "UploadedFile",
+    "chunk_article", "html_to_text", "load_settings", "parse_file", "parse_text", "safe_upload_name", "source_text",
 ]

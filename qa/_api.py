@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import itertools
 import json
 import logging
@@ -23,8 +24,9 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from typing import Annotated, Callable, Iterable, Iterator, TypeVar
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, File, Request, Security, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Query, Request, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -36,12 +38,13 @@ from qa._api_schemas import (
     AskRequest, AssistantMessage, ChatChoice, ChatCompletion, ChatCompletionChunk,
     ChatCompletionRequest, ChunkChoice, ChunkDelta, DeleteResponse, DocumentDetail, DocumentList,
     DocumentSummary, ErrorBody, Health, IngestReportOut, ModelCard, ModelList, Readiness,
-    UploadResponse,
+    UploadedFileOut, UploadResponse,
 )
 from qa._config import Settings
 from qa._errors import InvalidInput, NotReady, QAError, Unauthorized, UploadRejected
 from qa._models import AskResponse, ChatTurn
-from qa._service import AnswerDelta, AnswerDone, QAService, safe_upload_name
+from qa._service import AnswerDelta, AnswerDone, QAService
+from qa._uploads import OnConflict, safe_upload_name
 
 API_VERSION = "0.1.0"
 MODEL_PREFIX = "news-qa"
@@ -68,6 +71,9 @@ def model_ids(service: QAService) -> dict[str, str]:
 
 def error_response(status: int, error_type: str, message: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
+    # A message may quote what the client sent (a field name, say) and JSON may have carried an
+    # unpaired surrogate in it, which no UTF-8 response can hold: it is shown escaped instead.
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     body = ErrorBody.model_validate({"error": {"type": error_type, "message": message}})
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
@@ -130,6 +136,115 @@ class DeclaredBodyLimit:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+# -- which sites may talk to the server ------------------------------------------------
+
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+# Binding to these means "every interface": they name no host a client could send.
+_WILDCARD_ADDRESSES = frozenset({"", "0.0.0.0", "::"})
+_STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_HOST_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789.-_:")
+
+
+def _host_name(name: str) -> str:
+    """``name`` as the guard compares it: lower case, no brackets or final dot, an IP address in
+    its shortest form (so ``[0:0::1]`` is ``::1``)."""
+    name = name.strip().lower().removeprefix("[").removesuffix("]").rstrip(".")
+    try:
+        return ipaddress.ip_address(name).compressed
+    except ValueError:
+        return name
+
+
+def _split_authority(authority: str) -> tuple[str, str] | None:
+    """(host name, port) of a ``Host`` header or an origin's ``host[:port]``; None when it is neither."""
+    if authority.startswith("["):
+        name, bracket, rest = authority[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port = rest[1:]
+    else:
+        name, _, port = authority.partition(":")
+    if port and not (port.isascii() and port.isdigit()):
+        return None
+    name = _host_name(name)
+    if not name or not set(name) <= _HOST_CHARACTERS:
+        return None
+    return name, port
+
+
+class HostAndOriginGuard:
+    """Refuses, for the whole app (the chat mounted at "/" included), what a web page on another
+    site can make a visitor's browser send to this server.
+
+    DNS rebinding: a page on evil.example whose name is made to resolve to 127.0.0.1 reaches a
+    local server as a same-origin page, but its requests still say ``Host: evil.example``; only a
+    ``Host`` naming this server is answered (421 otherwise). Cross-site requests: a page on any
+    site may post a form or a ``fetch`` here, and the browser says where it came from in
+    ``Origin``; a state-changing request from another origin is refused (403). Requests without
+    ``Origin`` (curl, scripts, the official clients) are not from a web page and pass.
+    """
+
+    def __init__(self, app, allowed_hosts: Iterable[str], bound_host: str,
+                 origin_checked: Callable[[str], bool]) -> None:
+        self.app = app
+        configured = {_host_name(name) for name in allowed_hosts if name.strip() != "*"}
+        self.any_host = any(name.strip() == "*" for name in allowed_hosts)
+        self.hosts = _LOOPBACK_NAMES | configured | ({_host_name(bound_host)} - _WILDCARD_ADDRESSES)
+        # Pages served from a configured name (a proxy's public name, say) may post here too.
+        self.origin_hosts = frozenset(configured)
+        self.origin_checked = origin_checked
+
+    async def __call__(self, scope, receive, send) -> None:
+        refusal = self._refusal(scope) if scope["type"] in ("http", "websocket") else None
+        if refusal is None:
+            await self.app(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})  # before the handshake: the server answers 403
+        else:
+            await refusal(scope, receive, send)
+
+    def _refusal(self, scope) -> JSONResponse | None:
+        hosts = [value.decode("latin-1") for name, value in scope["headers"] if name == b"host"]
+        origins = [value.decode("latin-1") for name, value in scope["headers"] if name == b"origin"]
+        if len(hosts) > 1:
+            return error_response(400, "invalid_host", "the request has more than one Host header")
+        host = hosts[0].strip() if hosts else None
+        if host is not None:
+            authority = _split_authority(host)
+            if authority is None:
+                return error_response(400, "invalid_host", f"the Host header {host[:100]!r} is not a host name")
+            if not self._serves(authority[0], scope):
+                return error_response(
+                    421, "invalid_host",
+                    f"this server does not answer to the host name {authority[0][:100]!r}; "
+                    "add it to [server] allowed_hosts (QA_SERVER_ALLOWED_HOSTS) to allow it")
+        state_changing = scope["type"] == "websocket" or scope.get("method") in _STATE_CHANGING
+        if origins and state_changing and self.origin_checked(scope["path"]) \
+                and not self._same_site(origins[-1].strip(), host):
+            return error_response(403, "forbidden_origin",
+                                  f"requests from pages on {origins[-1][:100]!r} may not change anything here; "
+                                  "send it without an Origin header (from a script, not a web page), or "
+                                  "from this server's own page")
+        return None
+
+    def _serves(self, name: str, scope) -> bool:
+        if self.any_host or name in self.hosts:
+            return True
+        # The address the connection arrived at, named as an IP literal: a page loaded from that
+        # address is this server's own (a bound 0.0.0.0 is reached at a real interface's address).
+        local = scope.get("server")
+        return bool(local) and isinstance(local[0], str) and _host_name(local[0]) == name
+
+    def _same_site(self, origin: str, host: str | None) -> bool:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return False  # "null" (a sandboxed or file: page) or nonsense
+        if host is not None and parts.netloc.lower() == host.lower():
+            return True
+        authority = _split_authority(parts.netloc)
+        return authority is not None and authority[0] in self.origin_hosts
 
 
 def _error_responses(*statuses: int) -> dict[int | str, dict]:
@@ -325,7 +440,10 @@ _COMPLETION_STREAM_DOC = {
 
 
 def build_api(service: QAService, settings: Settings, api_key: str | None = None) -> FastAPI:
-    """The FastAPI app with ``/v1`` and the health checks; ``api_key`` guards every ``/v1`` route."""
+    """The FastAPI app with ``/v1`` and the health checks; ``api_key`` guards every ``/v1`` route.
+
+    ``settings.server.host`` is taken as the address the server is bound to, which the Host check
+    always admits."""
     warm_up = WarmUp(service)
 
     @asynccontextmanager
@@ -342,7 +460,7 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
     )
     _install_error_handlers(app)
     guards = [Depends(_api_key_check(api_key))] if api_key else []
-    common_errors = (400, 413, 422, 500, 503, *((401,) if api_key else ()))
+    common_errors = (400, 413, 421, 422, 500, 503, *((401,) if api_key else (403,)))
     v1 = APIRouter(prefix="/v1", dependencies=guards, responses=_error_responses(*common_errors),
                    max_body_size=JSON_BODY_LIMIT)
     upload_body_limit = settings.server.max_upload_bytes * MAX_UPLOAD_FILES + _MULTIPART_OVERHEAD
@@ -353,6 +471,15 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
         return upload_body_limit if (method, path) == ("POST", "/v1/documents") else JSON_BODY_LIMIT
 
     app.add_middleware(DeclaredBodyLimit, limit_for=body_limit)
+
+    def origin_checked(path: str) -> bool:
+        # A browser cannot attach the bearer key to a cross-site request, so with a key /v1 needs
+        # no Origin check; the chat's login is a cookie, which a browser does attach.
+        return not (api_key and (path == "/v1" or path.startswith("/v1/")))
+
+    # Added last, so it runs first: a refused request reaches neither the API nor the chat.
+    app.add_middleware(HostAndOriginGuard, allowed_hosts=settings.server.allowed_hosts,
+                       bound_host=settings.server.host, origin_checked=origin_checked)
     models = model_ids(service)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
@@ -364,6 +491,11 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
     def readyz() -> Readiness:
         """The embedding model and the index are loaded; 503 until then or while the store fails."""
         return warm_up.check()
+
+    # Load balancers and monitors probe with HEAD; the server sends the GET answer's status and
+    # headers without its body. Kept out of the spec, which lists each check once.
+    app.head("/healthz", response_model=Health, include_in_schema=False)(healthz)
+    app.head("/readyz", response_model=Readiness, include_in_schema=False)(readyz)
 
     # -- asking ----------------------------------------------------------------------
 
@@ -432,36 +564,39 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
         return DocumentList(count=len(summaries), documents=summaries)
 
     @v1.post("/documents", response_model=UploadResponse, status_code=201, tags=["documents"],
-             responses=_error_responses(415), max_body_size=upload_body_limit)
+             responses=_error_responses(409, 415), max_body_size=upload_body_limit)
     def upload_documents(
         files: Annotated[list[UploadFile], File(description="one or more .txt, .md or .html articles")],
+        on_conflict: Annotated[OnConflict, Query(
+            description="when a file's name already holds an article with other content: `refuse` "
+                        "(409 upload_conflict, nothing changes), `rename` (keep both; `files[].saved_as` "
+                        "gives the new name) or `replace` the old article")] = "refuse",
     ) -> UploadResponse:
         """Upload articles; each is saved in the upload folder and indexed incrementally.
 
-        At most 20 files per request. Names and sizes of all files are checked before any
-        is indexed, so a rejected request changes nothing. A file with no readable text is
-        listed as skipped; when every file is skipped the answer is 422.
+        At most 20 files per request, indexed together. Names and sizes of all files are checked
+        before any is written, so a rejected request changes nothing. `files` says, per file, the
+        name it was saved under and whether it was added, updated, unchanged or skipped (a file
+        with no readable text is not kept); when every file is skipped the answer is 422.
         """
         if len(files) > MAX_UPLOAD_FILES:
             raise UploadRejected(f"{len(files)} files in one request; send at most {MAX_UPLOAD_FILES}")
         limit = settings.server.max_upload_bytes
         for upload in files:
-            name = safe_upload_name(upload.filename or "")
+            # Refused before reading, so twenty oversized files are never held in memory.
             if upload.size is not None and upload.size > limit:
-                raise UploadRejected(f"{name} is {upload.size:,} bytes; the limit is {limit:,}", http_status=413)
-        records, reports = [], []
-        for upload in files:
-            record, report = service.upload(upload.filename or "", upload.file.read(limit + 1))
-            # The report names a skipped file by its path on the server; the client knows it by its name.
-            report.skipped = [(safe_upload_name(upload.filename or ""), reason) for _, reason in report.skipped]
-            reports.append(report)
-            if record is not None:
-                records.append(DocumentSummary.of(record))
-        merged = IngestReportOut.merged(reports)
-        if not records:
-            reasons = "; ".join(f"{s.file}: {s.reason}" for s in merged.skipped) or "no article found"
+                raise UploadRejected(f"{safe_upload_name(upload.filename or '')} is {upload.size:,} bytes; "
+                                     f"the limit is {limit:,}", http_status=413)
+        outcomes, report = service.upload([(upload.filename or "", upload.file.read(limit + 1)) for upload in files],
+                                          on_conflict=on_conflict)
+        records = service.snapshot().records
+        indexed = dict.fromkeys(o.article_id for o in outcomes if o.article_id in records)
+        if not indexed:
+            reasons = "; ".join(f"{o.name}: {o.note}" for o in outcomes if o.note) or "no article found"
             raise UploadRejected(f"nothing was indexed: {reasons}", http_status=422)
-        return UploadResponse(documents=records, report=merged)
+        return UploadResponse(files=[UploadedFileOut.of(o) for o in outcomes],
+                              documents=[DocumentSummary.of(records[article_id]) for article_id in indexed],
+                              report=IngestReportOut.merged([report]))
 
     @v1.get("/documents/{document_id}", response_model=DocumentDetail, tags=["documents"],
             responses=_error_responses(404))

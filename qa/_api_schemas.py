@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, field_validator
+from pydantic import (
+    BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, StrictBool, StrictInt, field_validator,
+    model_serializer,
+)
 
 from qa._models import ArticleRecord, ChatTurn, Citation, IngestReport, RetrievedParagraph, UnsupportedSentence
 from qa._service import MAX_K
+from qa._uploads import UploadedFile
 
 # Every mode the bot knows; a server without an LLM configured answers "llm" with a 400
 # that names the modes it does offer (QAService.answer_modes).
@@ -147,7 +151,24 @@ class IngestReportOut(BaseModel):
         return cls.model_validate(total.as_dict())
 
 
+class UploadedFileOut(BaseModel):
+    name: str = Field(description="the file name as it was sent")
+    saved_as: str = Field(description="its name in the upload folder (the article's `doc`); empty when it "
+                          "was not kept. Differs from `name` when the name was sanitised, shortened or, "
+                          "with on_conflict=rename, taken by another article")
+    status: Literal["added", "updated", "unchanged", "skipped"]
+    id: str | None = Field(description="the id of the article it became; null when skipped")
+    note: str = Field(description="why it was skipped, or that it was saved under another name than "
+                      "asked; empty otherwise")
+
+    @classmethod
+    def of(cls, outcome: UploadedFile) -> "UploadedFileOut":
+        return cls(name=outcome.name, saved_as=outcome.saved_as, status=outcome.status,
+                   id=outcome.article_id, note=outcome.note)
+
+
 class UploadResponse(BaseModel):
+    files: list[UploadedFileOut] = Field(description="what became of each uploaded file, in the order sent")
     documents: list[DocumentSummary] = Field(description="the articles now indexed from the uploaded files")
     report: IngestReportOut
 
@@ -163,18 +184,29 @@ class ContentPart(BaseModel):
     type: str = Field(description="only text parts are read; others are ignored")
     text: str | None = None
 
+    # Checked here, not when the text is read, so a bad part is a 422 like any other invalid field.
+    @field_validator("type", "text")
+    @classmethod
+    def _valid_unicode(cls, text: str | None) -> str | None:
+        return None if text is None else _encodable(text)
+
 
 class ChatMessageIn(BaseModel):
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None
 
+    @field_validator("content", "name")
+    @classmethod
+    def _valid_unicode(cls, content: object) -> object:
+        return _encodable(content) if isinstance(content, str) else content
+
     def text(self) -> str:
         if self.content is None:
             return ""
         if isinstance(self.content, str):
-            return _encodable(self.content)
-        return _encodable("".join(part.text or "" for part in self.content if part.type == "text"))
+            return self.content
+        return "".join(part.text or "" for part in self.content if part.type == "text")
 
 
 class ChatCompletionRequest(BaseModel):
@@ -225,6 +257,12 @@ class ChunkChoice(BaseModel):
     index: int = 0
     delta: ChunkDelta
     finish_reason: Literal["stop"] | None = None
+
+    @model_serializer(mode="wrap")
+    def _finish_reason_always(self, serialize: SerializerFunctionWrapHandler) -> dict:
+        # The chunk is sent without its empty fields, but OpenAI's own streams carry
+        # "finish_reason": null on every chunk before the last, and clients test for it.
+        return {**serialize(self), "finish_reason": self.finish_reason}
 
 
 class ChatCompletionChunk(BaseModel):

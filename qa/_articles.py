@@ -9,7 +9,9 @@ no paragraph text of its own to point into.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -47,9 +49,47 @@ def _looks_binary(raw: bytes) -> bool:
     return control > len(sample) * 0.05
 
 
+_NOT_REGULAR = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a folder"))
+
+
+def file_kind(mode: int) -> str:
+    """What a file of this ``st_mode`` is, for a reason a person reads."""
+    return next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
+
+
+def read_regular_file(path: Path) -> bytes:
+    """The bytes of ``path`` if it is a regular file, else :class:`SkipFile` with the reason.
+
+    Opened non-blocking and checked on the open descriptor, so a named pipe or a device
+    can neither block the caller nor be swapped in between a check and the read. Only the
+    size the file system reports is read: a ``/proc``-like file (size 0) reads as empty."""
+    try:
+        handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise SkipFile(f"unreadable: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise SkipFile(f"not a regular file: {file_kind(info.st_mode)}")
+        os.set_blocking(handle, True)
+        pieces, remaining = [], info.st_size
+        while remaining > 0:
+            piece = os.read(handle, min(remaining, 1 << 20))
+            if not piece:
+                break
+            pieces.append(piece)
+            remaining -= len(piece)
+        return b"".join(pieces)
+    except OSError as exc:
+        raise SkipFile(f"unreadable: {exc.strerror or exc}") from None
+    finally:
+        os.close(handle)
+
+
 def source_text(path: Path) -> str:
     """The text that paragraph spans index, for a file of any supported kind."""
-    text, _ = decode(path.read_bytes())
+    text, _ = decode(read_regular_file(path))
     return html_to_text(text) if SUFFIX_KINDS.get(path.suffix) == "html" else text
 
 
@@ -58,10 +98,7 @@ def parse_file(path: Path, root: Path) -> Article:
     kind = SUFFIX_KINDS.get(path.suffix)
     if kind is None:
         raise SkipFile(f"unsupported file type {path.suffix or '(none)'}")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise SkipFile(f"unreadable: {exc.strerror or exc}") from None
+    raw = read_regular_file(path)
     if not raw.strip():
         raise SkipFile("empty file")
     if _looks_binary(raw):

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from qa._errors import ConfigError
 
@@ -26,6 +26,7 @@ class IndexSettings(_Section):
     dir: Path = Path(".qa-index")
     default_source: Path = Path("seeds")
     upload_dir: Path = Path("uploads")
+    writer_wait_s: float = 30.0
 
 
 class VectorStoreSettings(_Section):
@@ -99,6 +100,15 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8000
     max_upload_bytes: int = 5_000_000
+    allowed_hosts: list[str] = []
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # QA_SERVER_ALLOWED_HOSTS comes from the environment as one string: "qa.example.org,10.0.0.5".
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
 
 
 class Settings(_Section):

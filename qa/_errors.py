@@ -7,13 +7,16 @@ so the CLI, the API and the chat can map them to one clear message each::
     ├── ConfigError              a setting is missing or wrong (exit 2, HTTP 500 at start-up only)
     ├── InvalidQuestion          empty, blank or over-long question (exit 2, HTTP 422)
     ├── InvalidInput             any other bad request value: k, mode, history, upload (exit 2, HTTP 400)
-    │   └── UploadRejected       unsupported type, oversized file, path tricks in a name (HTTP 400/413)
+    │   └── UploadRejected       unsupported type, oversized file, path tricks in a name (HTTP 400/413/415)
+    │       └── UploadConflict   the name holds another article already, and the client did not
+    │                            ask to rename or replace (HTTP 409)
     ├── DocumentNotFound         no indexed article has that id (exit 3, HTTP 404)
     ├── IndexError_              the index cannot be used
     │   ├── IndexEmpty           nothing is indexed yet (HTTP 409)
     │   ├── IndexCorrupt         the index folder cannot be read; rebuild with ``qa ingest --rebuild`` (HTTP 503)
     │   ├── IndexWriteError      the index cannot be written (disk full, read-only); the previous index still answers (HTTP 507)
     │   ├── IndexModelMismatch   the index holds vectors of another embedding model; rebuild it (exit 2, HTTP 409)
+    │   ├── IndexBusy            another process is writing to the embedded index; try again (HTTP 503)
     │   └── StoreUnavailable     the vector store cannot be reached or written (HTTP 503)
     ├── EmbeddingError           the embedding model cannot be loaded or run (HTTP 503)
     ├── LLMError                 the configured LLM failed; the answer path falls back to extractive
@@ -65,6 +68,13 @@ class UploadRejected(InvalidInput):
         self.http_status = http_status
 
 
+class UploadConflict(UploadRejected):
+    error_type = "upload_conflict"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, http_status=409)
+
+
 class DocumentNotFound(QAError):
     http_status = 404
     exit_code = 3
@@ -90,11 +100,21 @@ class IndexWriteError(IndexError_):
     http_status = 507
     error_type = "index_write_error"
 
+    @classmethod
+    def in_folder(cls, folder: object, problem: str) -> "IndexWriteError":
+        return cls(f"cannot write to the index folder {folder} ({problem}); free disk space or make it "
+                   "writable, then run the same command again. The index as it was before still answers questions.")
+
 
 class IndexModelMismatch(IndexError_):
     http_status = 409
     exit_code = 2
     error_type = "index_model_mismatch"
+
+
+class IndexBusy(IndexError_):
+    error_type = "index_busy"
+    http_headers = {"Retry-After": "5"}
 
 
 class StoreUnavailable(IndexError_):

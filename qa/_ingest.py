@@ -11,12 +11,13 @@ reported and skipped, never fatal.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from qa._articles import SUFFIX_KINDS, SkipFile, article_id_for, parse_file
+from qa._articles import SUFFIX_KINDS, SkipFile, article_id_for, file_kind, parse_file, read_regular_file
 from qa._chunking import chunk_article
 from qa._config import ChunkingSettings
 from qa._models import Article, Chunk, IngestReport
@@ -38,7 +39,10 @@ class SourceFile:
 
 
 def scan(paths: Iterable[Path]) -> tuple[list[SourceFile], list[tuple[str, str]], list[Path]]:
-    """Supported files under ``paths`` (recursively), what was skipped, and the folders scanned."""
+    """Supported files under ``paths`` (recursively), what was skipped, and the folders scanned.
+
+    Only regular files are articles: a named pipe, socket or device (which would block or
+    never end a read) with an article's name is listed as skipped, never opened."""
     files: list[SourceFile] = []
     skipped: list[tuple[str, str]] = []
     folders: list[Path] = []
@@ -46,26 +50,40 @@ def scan(paths: Iterable[Path]) -> tuple[list[SourceFile], list[tuple[str, str]]
         root = Path(given).resolve()
         if root.is_dir():
             folders.append(root)
-            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            for path in sorted(root.rglob("*")):
                 if any(part.startswith(".") for part in path.relative_to(root).parts):
                     continue  # hidden files and folders (.git, editor swap files)
-                if path.suffix in SUFFIX_KINDS:
+                if path.suffix not in SUFFIX_KINDS or path.is_dir():
+                    continue
+                if path.is_file():
                     files.append(SourceFile(path, root))
+                elif (mode := _mode(path)) is not None:
+                    skipped.append((str(path), f"not a regular file: {file_kind(mode)}"))
         elif root.is_file():
             if root.suffix in SUFFIX_KINDS:
                 files.append(SourceFile(root, root))
             else:
                 skipped.append((str(given), f"unsupported file type {root.suffix or '(none)'}"))
+        elif (mode := _mode(root)) is not None:
+            skipped.append((str(given), f"not a regular file: {file_kind(mode)}"))
         else:
             skipped.append((str(given), "no such file or folder"))
     unique = {f.path: f for f in files}
     return list(unique.values()), skipped, folders
 
 
+def _mode(path: Path) -> int | None:
+    """``st_mode`` of what ``path`` points to; None when nothing is there (a dangling link)."""
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return None
+
+
 def _file_hash(path: Path) -> str | None:
     try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except OSError:
+        return hashlib.sha256(read_regular_file(path)).hexdigest()
+    except SkipFile:
         return None
 
 

@@ -8,17 +8,89 @@ alone puts the chat behind the login and leaves the API open.
 
 from __future__ import annotations
 
+import json
 from typing import Mapping
 
 import gradio as gr
 from fastapi import FastAPI
+from starlette.middleware import Middleware
 
 import ui
-from qa._api import build_api
+from qa._api import build_api, error_response
 from qa._config import Settings, load_settings, secret
 from qa._service import QAService
 
 DEFAULT_UI_USER = "qa"
+# An event's JSON carries a question, a few settings and file records, never an article's text.
+CHAT_EVENT_BODY_LIMIT = 1_000_000
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(key) or _has_lone_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
+class ChatEventGuard:
+    """Refuses a chat event whose JSON holds an unpaired surrogate (``"\\ud800"``), or is over
+    :data:`CHAT_EVENT_BODY_LIMIT`, before Gradio reads it.
+
+    Gradio 6.31 quotes an event's bad arguments in its error message and then cannot send that
+    message as UTF-8: the client's event stream breaks off with a server-side exception. No
+    question, setting or file name needs such a character, and the API refuses them too."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        headers = dict(scope.get("headers") or ())
+        if not (scope["type"] == "http" and scope["method"] == "POST" and scope["path"].startswith("/gradio_api/")
+                and headers.get(b"content-type", b"").startswith(b"application/json")):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > CHAT_EVENT_BODY_LIMIT:
+                response = error_response(413, "payload_too_large",
+                                          f"a chat event's body is at most {CHAT_EVENT_BODY_LIMIT:,} bytes")
+                await response(scope, receive, send)
+                return
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            refused = _has_lone_surrogate(json.loads(body))
+        except ValueError:
+            refused = False  # not JSON: Gradio answers that itself
+        if refused:
+            response = error_response(400, "invalid_input", "the request is not valid Unicode: it contains an "
+                                      "unpaired surrogate (\\ud800-\\udfff)")
+            await response(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def ui_login(environ: Mapping[str, str] | None = None) -> tuple[str, str] | None:
@@ -36,8 +108,19 @@ def create_app(settings: Settings, service: QAService | None = None,
     service.start_llm()
     # The API routes are registered before the mount at "/", so they take precedence over the chat.
     app = build_api(service, settings, api_key=secret("QA_API_KEY", environ=environ))
-    return gr.mount_gradio_app(app, ui.build_ui(service, settings), path="/", auth=ui_login(environ),
-                               theme=ui.offline_theme())
+    blocks = ui.build_ui(service, settings)
+    # Without max_file_size, Gradio's own upload route takes files of any size into its temp folder.
+    app = gr.mount_gradio_app(app, blocks, path="/", auth=ui_login(environ), theme=ui.offline_theme(),
+                              max_file_size=settings.server.max_upload_bytes)
+    # Gradio checks that a file an event names was uploaded by a client (inside its upload folder)
+    # only once has_launched is set, which launch() does and mount_gradio_app does not: unset, a
+    # client could make an event read any file on the server. Nothing else in Gradio 6.31 reads it
+    # (processing_utils._check_allowed, and the dev reloader, which sets it too).
+    blocks.has_launched = True
+    # Innermost, unlike add_middleware: the host and origin guard refuses cross-site requests
+    # before any body is read.
+    app.user_middleware.append(Middleware(ChatEventGuard))
+    return app
 
 
 def app_from_environment() -> FastAPI:

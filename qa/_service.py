@@ -10,21 +10,21 @@ ingest, only for a snapshot swap.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
 import shutil
-import tempfile
 import threading
 import time
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 from qa._answer import ABSTENTION, answer_extractively
 from qa._condense import condense, is_follow_up
 from qa._config import Settings
 from qa._embedding import make_embedding
-from qa._articles import SUFFIX_KINDS, article_id_for
+from qa._articles import article_id_for
 from qa._errors import (
     DocumentNotFound, IndexCorrupt, IndexEmpty, InvalidInput, InvalidQuestion, LLMError, UploadRejected,
 )
@@ -32,27 +32,15 @@ from qa._generate import Generated, generate_answer, rewrite_follow_up
 from qa._ingest import Ingestor, Progress, SourceFile, check_embedding_model
 from qa._llm import ChatModel, start_chat_model
 from qa._keyword import KeywordIndex
+from qa._lock import exclusive_writer
 from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport
 from qa._retrieval import HybridRetriever, IndexSnapshot
 from qa._store import ChromaIndex, forget_open_clients
+from qa._uploads import (
+    OnConflict, PlannedUpload, UploadedFile, plan_uploads, restore, safe_upload_name, write_atomically,
+)
 
 MAX_K = 50
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
-
-
-def _write_atomically(target: Path, content: bytes) -> None:
-    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
-    with os.fdopen(handle, "wb") as stream:
-        stream.write(content)
-    os.replace(partial, target)
-
-
-def _restore(target: Path, previous: bytes | None) -> None:
-    """Put back the file an upload replaced, or remove the upload if there was none."""
-    if previous is None:
-        target.unlink(missing_ok=True)
-    else:
-        _write_atomically(target, previous)
 
 
 @dataclass(frozen=True)
@@ -67,24 +55,6 @@ class AnswerDone:
     """The end of a streamed answer: the whole response with its citations."""
 
     response: AskResponse
-
-
-def safe_upload_name(name: str) -> str:
-    """The base name of an uploaded file, or :class:`UploadRejected` for names that try to escape."""
-    if not name or "\x00" in name:
-        raise UploadRejected("the upload has no file name")
-    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or ".." in re.split(r"[\\/]", name):
-        raise UploadRejected(f"file name {name!r} is not allowed: it points outside the articles folder")
-    base = re.split(r"[\\/]", name)[-1]
-    cleaned = _SAFE_NAME.sub("_", base).strip(" .")
-    suffix = Path(cleaned).suffix
-    if suffix not in SUFFIX_KINDS:
-        raise UploadRejected(
-            f"{base!r} is not a supported article: upload .txt, .md or .html files", http_status=415
-        )
-    if not Path(cleaned).stem:
-        raise UploadRejected(f"file name {name!r} is not allowed")
-    return cleaned
 
 
 class QAService:
@@ -147,9 +117,39 @@ class QAService:
 
     # -- end of the LLM answer path ----------------------------------------------
 
+    def _reopened(self, stale: ChromaIndex) -> ChromaIndex:
+        """A new client for the index, in place of one that has not seen another process's commit."""
+        with self._parts_lock:
+            if self._index is stale:
+                forget_open_clients()  # Chroma would hand back the stale client's system otherwise
+                self._index = ChromaIndex(self.settings)
+            return self._index
+
+    def _current_index(self) -> tuple[ChromaIndex, str]:
+        """The index and its generation, through a client that has seen every commit so far."""
+        index = self.index
+        generation = index.generation()
+        if not index.has_seen(generation):
+            index = self._reopened(index)
+            generation = index.generation()
+        return index, generation
+
+    @contextlib.contextmanager
+    def _writing(self, what: str, refresh: bool = True) -> Iterator[None]:
+        """Writes one at a time: in this process, and across the processes sharing an embedded
+        index (:mod:`qa._lock`), whose commits the index is first brought up to date with."""
+        with self._write_lock:
+            if self.settings.vector_store.mode != "embedded":
+                yield
+                return
+            with exclusive_writer(Path(self.settings.index.dir), self.settings.index.writer_wait_s, what):
+                if refresh:
+                    self._current_index()
+                yield
+
     def snapshot(self) -> IndexSnapshot:
         """The current view of the index, reloaded when another write committed since."""
-        generation = self.index.generation()
+        index, generation = self._current_index()
         current = self._snapshot
         if current is not None and current.generation == generation:
             return current
@@ -157,15 +157,15 @@ class QAService:
             if self._snapshot is not None and self._snapshot.generation == generation:
                 return self._snapshot
             cache = Path(self.settings.index.dir) / "keyword"
-            records = self.index.records(generation)
+            records = index.records(generation)
             keyword = KeywordIndex.load(cache, generation)
             if keyword is None:
-                keyword = KeywordIndex.build(generation, self.index.committed_chunks(records))
+                keyword = KeywordIndex.build(generation, index.committed_chunks(records))
                 try:
                     keyword.save(cache)
                 except OSError:
                     pass  # a read-only index folder still answers; it rebuilds next time
-            self._snapshot = IndexSnapshot.of(generation, records, keyword, self.index.embedding_model())
+            self._snapshot = IndexSnapshot.of(generation, records, keyword, index.embedding_model())
             return self._snapshot
 
     def _ingestor(self) -> Ingestor:
@@ -182,7 +182,7 @@ class QAService:
 
     def ingest(self, paths: Iterable[Path], rebuild: bool = False,
                progress: Progress | None = None) -> IngestReport:
-        with self._write_lock:
+        with self._writing("ingest", refresh=not rebuild):
             if rebuild:
                 self._drop_index()
             report = self._ingestor().run(paths, progress)
@@ -203,34 +203,55 @@ class QAService:
             self._index = None
         self._snapshot = None
 
-    def upload(self, name: str, content: bytes) -> tuple[ArticleRecord | None, IngestReport]:
-        """Save an uploaded article in the upload folder and index it; the record is None when the
-        file was skipped (the report says why)."""
-        filename = safe_upload_name(name)
+    def upload(self, files: Sequence[tuple[str, bytes]], on_conflict: OnConflict = "refuse"
+               ) -> tuple[list[UploadedFile], IngestReport]:
+        """Save uploaded articles (client name, bytes) in the upload folder and index them, in one
+        ingest and one index reload however many there are.
+
+        Every name and size is checked first, so a refused request changes nothing. A file that
+        cannot be indexed is not kept; should indexing fail, every file is put back as it was."""
         limit = self.settings.server.max_upload_bytes
-        if len(content) > limit:
-            raise UploadRejected(f"{filename} is {len(content):,} bytes; the limit is {limit:,}", http_status=413)
+        for name, content in files:
+            if len(content) > limit:
+                raise UploadRejected(f"{safe_upload_name(name)} is {len(content):,} bytes; the limit is {limit:,}",
+                                     http_status=413)
         folder = Path(self.settings.index.upload_dir).resolve()
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / filename
-        with self._write_lock:
-            previous = target.read_bytes() if target.is_file() else None
-            _write_atomically(target, content)  # a concurrent ingest never reads half a file
+        with self._writing("upload"):
+            plans = plan_uploads(folder, files, on_conflict)
+            written = [plan for plan in plans if not plan.duplicate]
             try:
-                report = self._ingestor().run_files([SourceFile(target, folder)], [], [])
+                for plan in written:
+                    write_atomically(plan.target, plan.content)  # a concurrent ingest never reads half a file
+                report = self._ingestor().run_files([SourceFile(plan.target, folder) for plan in written], [], [])
             except BaseException:
-                _restore(target, previous)
+                for plan in written:
+                    restore(plan)
                 raise
-            if report.skipped:
-                _restore(target, previous)  # a file we could not index is not kept
-        snapshot = self.snapshot()
-        return snapshot.records.get(article_id_for(target)), report
+            reasons = dict(report.skipped)
+            for plan in written:
+                if str(plan.target) in reasons:
+                    restore(plan)  # a file we could not index is not kept
+        records = self.snapshot().records
+        # The report names files by their path on the server; the client knows them by name.
+        report.skipped = [(plan.name, reasons[str(plan.target)]) for plan in written if str(plan.target) in reasons]
+        return [self._upload_outcome(plan, report, reasons, records) for plan in plans], report
+
+    @staticmethod
+    def _upload_outcome(plan: PlannedUpload, report: IngestReport, reasons: dict[str, str],
+                        records: dict[str, ArticleRecord]) -> UploadedFile:
+        if str(plan.target) in reasons:
+            return UploadedFile(plan.name, "", "skipped", note=reasons[str(plan.target)])
+        saved = plan.target.name
+        record = records.get(article_id_for(plan.target))
+        status = ("updated" if saved in report.updated else "added" if saved in report.added else "unchanged")
+        return UploadedFile(plan.name, saved, status, record.article_id if record else None, plan.note)
 
     def delete_document(self, article_id: str) -> ArticleRecord:
         """Remove an article from the index; an uploaded article's file is deleted too, so a
         later ingest of the upload folder does not bring it back."""
         record = self.document(article_id)
-        with self._write_lock:
+        with self._writing("delete"):
             self.index.remove_article(article_id)
             path = Path(record.path)
             if path.parent == Path(self.settings.index.upload_dir).resolve():
@@ -250,12 +271,25 @@ class QAService:
         return record
 
     def validate_question(self, question: object) -> str:
+        """The question as it is searched, or :class:`InvalidQuestion` saying what is wrong with it."""
         if not isinstance(question, str) or not question.strip():
             raise InvalidQuestion("the question is empty; ask something about the articles")
+        _check_unicode(question, "the question", InvalidQuestion)
         limit = self.settings.answer.max_question_chars
         if len(question) > limit:
             raise InvalidQuestion(f"the question is {len(question)} characters long; the limit is {limit}")
-        return question.strip()
+        # Control and invisible format characters (NUL, zero-width spaces) carry no meaning here.
+        visible = "".join(char for char in question
+                          if char in "\t\n" or unicodedata.category(char) not in ("Cc", "Cf")).strip()
+        if not any(unicodedata.category(char)[0] in "LN" for char in visible):
+            raise InvalidQuestion("the question has no words in it; ask something about the articles")
+        return visible
+
+    @staticmethod
+    def validate_history(history: list[ChatTurn] | None) -> list[ChatTurn]:
+        for number, turn in enumerate(history or [], 1):
+            _check_unicode(turn.content, f"turn {number} of the history", InvalidInput)
+        return list(history or [])
 
     def ask(self, question: str, history: list[ChatTurn] | None = None, k: int | None = None,
             retrieve: int | None = None, mode: str | None = None) -> AskResponse:
@@ -279,6 +313,7 @@ class QAService:
         ``notice`` says why; ``AnswerDone`` always carries the answer to show.
         """
         question = self.validate_question(question)
+        history = self.validate_history(history)
         mode = self.answer_mode(mode)
         k = self.settings.retrieval.top_k if k is None else k
         if not 1 <= k <= MAX_K:
@@ -363,6 +398,14 @@ class QAService:
             for piece in re.findall(r"\S+\s*", response.answer):
                 yield AnswerDelta(piece)
         yield AnswerDone(response)
+
+
+def _check_unicode(text: str, what: str, error: type[InvalidInput] | type[InvalidQuestion]) -> None:
+    # JSON can carry unpaired surrogates ("\ud800"); no tokenizer, store or encoder takes them.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise error(f"{what} is not valid Unicode: it contains an unpaired surrogate") from None
 
 
 def _fallback_notice(reason: str) -> str:

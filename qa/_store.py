@@ -173,6 +173,18 @@ class ChromaIndex:
         except Exception as exc:
             raise self._wrap(exc) from None
         self.vector_store = ChromaVectorStore(chroma_collection=self._chunks)
+        # The generations whose writes this client's view holds: the one it opened at and those
+        # it committed itself (see has_seen).
+        self._seen_generations = {self.generation()}
+
+    def has_seen(self, generation: str) -> bool:
+        """Whether this client's view of the store includes ``generation``.
+
+        An embedded client keeps the vector index it loaded in memory and never sees another
+        process's writes: searching it after one fails ("Error finding id") and writing from it
+        would persist a stale view. A generation it has not seen means: open a new client. A
+        Chroma server serves every client the same store, so its clients have seen everything."""
+        return self._settings.vector_store.mode != "embedded" or generation in self._seen_generations
 
     def _wrap(self, exc: Exception, writing: bool = False) -> Exception:
         store = self._settings.vector_store
@@ -309,11 +321,7 @@ class ChromaIndex:
             return 5000
 
     def _write_error(self, problem: str) -> IndexWriteError:
-        folder = Path(self._settings.index.dir) / "chroma"
-        return IndexWriteError(
-            f"cannot write to the index folder {folder} ({problem}); free disk space or make it writable, "
-            f"then run the same command again. The index as it was before still answers questions."
-        )
+        return IndexWriteError.in_folder(Path(self._settings.index.dir) / "chroma", problem)
 
     def check_writable(self, chunks: int) -> None:
         """Refuse a write that cannot succeed before it starts, so the index is never left half-written
@@ -422,6 +430,7 @@ class ChromaIndex:
     def _bump_generation(self, embedding_model: str | None = None) -> None:
         """A new generation token; the recorded embedding model is kept unless one is given."""
         metadata = {"token": uuid.uuid4().hex}
+        self._seen_generations.add(metadata["token"])
         model = embedding_model or self.embedding_model()
         if model:
             metadata["embedding_model"] = model

@@ -264,9 +264,12 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     from qa._server import create_app  # noqa: PLC0415
 
     settings = _settings(ctx)
+    # The Host check admits the address the server is bound to, so the settings must say it.
+    server = settings.server.model_copy(update={"host": host or settings.server.host,
+                                                "port": port or settings.server.port})
+    settings = settings.model_copy(update={"server": server})
     app = create_app(settings)
-    uvicorn.run(app, host=host or settings.server.host, port=port or settings.server.port,
-                log_level="info")
+    uvicorn.run(app, host=server.host, port=server.port, log_level="info")
 
 
 def main() -> None:

@@ -13,19 +13,13 @@ from typing import Iterator
 import httpx
 import openai
 import pytest
-import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings
-from hypothesis.errors import Unsatisfiable
 from openai import OpenAI
-from schemathesis import GenerationMode
-from schemathesis.checks import (
-    content_type_conformance, ignored_auth, negative_data_rejection, not_a_server_error,
-    response_headers_conformance, response_schema_conformance, status_code_conformance,
-)
+from schemathesis.checks import ignored_auth
 
 from _api_data import SEED_QUESTION, assert_error, build_index
 from _live import qa_server
-from conftest import REPO, SEED_FILE
+from _spec_fuzz import SPEC_CHECKS, fuzz_against_spec
+from conftest import SEED_FILE
 from qa._articles import article_id_for
 from qa._server import DEFAULT_UI_USER, ui_login
 
@@ -35,11 +29,6 @@ UI_PASSWORD = "chat-password-83f2"
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
 # Enough to find what a handful of fields can break, while the run stays well under a minute.
 SCHEMATHESIS_EXAMPLES = 60
-SCHEMATHESIS_CHECKS = [
-    not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-    response_headers_conformance, negative_data_rejection, ignored_auth,
-]
-ARTIFACTS = REPO / "test-artifacts" / "api"
 
 
 @pytest.fixture(scope="module")
@@ -172,30 +161,8 @@ def test_api_against_its_openapi_spec(base_url: str) -> None:
     """Schemathesis generates requests from /openapi.json, valid ones and invalid ones, for
     every operation, and checks no answer is a 5xx or strays from the spec (status, content
     type, body schema, headers), that invalid data is refused, and that the key is enforced."""
-    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
-    cases_run = 0
-    failures: list[str] = []
-    operations = [result.ok() for result in schema.get_all_operations()]
-    for operation in operations:
-        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=SCHEMATHESIS_EXAMPLES, deadline=None, database=None, derandomize=True,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-            def check(case: schemathesis.Case) -> None:
-                nonlocal cases_run
-                cases_run += 1
-                try:
-                    case.call_and_validate(headers=AUTH, checks=SCHEMATHESIS_CHECKS, timeout=60)
-                except (AssertionError, BaseExceptionGroup) as failure:
-                    failures.append(f"{operation.label} ({mode.value}): {failure}"[:2000])
-
-            try:
-                check()
-            except Unsatisfiable:
-                pass  # an operation without inputs has no invalid request to make
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "schemathesis.txt").write_text(
-        f"{cases_run} cases over {len(operations)} operations, {len(failures)} failures\n", encoding="utf-8")
+    cases_run, operations, failures = fuzz_against_spec(
+        base_url, SCHEMATHESIS_EXAMPLES, "schemathesis.txt", checks=[*SPEC_CHECKS, ignored_auth], headers=AUTH)
     print(f"schemathesis: {cases_run} cases over {len(operations)} operations")
     assert not failures, "\n\n".join(failures[:5])
     assert cases_run >= 10 * len(operations)

@@ -22,7 +22,7 @@ def test_index_empty_is_a_readable_message_in_the_chat(tmp_path: Path) -> None:
 
     assert 'data-state="pending"' in streamed[0][0]
     assert entries[-1].state == "error"
-    assert 'role="alert"' in html and "nothing is indexed yet" in html
+    assert 'role="alert"' in html and "Nothing is indexed yet" in html
     assert "Traceback" not in html and question_box == ""
 
 
