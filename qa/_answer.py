@@ -9,16 +9,21 @@ sentence becomes the answer; a second one from the same paragraph joins it when
 it covers question terms the first misses (from another paragraph it would add
 a citation, and measured on squad2-500 such second citations are mostly wrong). When the best
 sentence's support is below ``abstain_threshold`` the answerer abstains and
-lists the closest paragraphs as related, not as citations.
+lists the closest paragraphs as related, not as citations. Before answering, the
+constraint check (``qa/_constraints.py``) keeps only sentences whose article mentions
+every year and figure (with ``check_names``, every name) the question insists on; when the sentence that would have
+been the answer fails it and no other clears the threshold, the abstention says what the
+articles don't mention.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from qa._condense import Condensed
 from qa._config import AnswerSettings
+from qa._constraints import ArticleFacts, Constraint, missing_constraints, not_mentioned_message, question_constraints
 from qa._keyword import KeywordIndex
 from qa._models import Citation
 from qa._retrieval import Candidate
@@ -48,6 +53,7 @@ class ExtractiveAnswer:
     abstained: bool
     citations: list[Citation]
     support: float
+    missing: list[str] = field(default_factory=list)  # constraints no answering article mentions
 
 
 _NUMBER_QUESTION = re.compile(
@@ -126,11 +132,33 @@ def _trim(sentence: ScoredSentence, max_words: int, weights_terms: set[str]) -> 
     return tokens[best][0], tokens[best + max_words - 1][1]
 
 
+def _meeting_constraints(scored: list[ScoredSentence], constraints: list[Constraint]
+                         ) -> tuple[list[ScoredSentence], list[Constraint]]:
+    """The sentences whose article mentions every constraint, and what the best sentence's article lacks."""
+    missing_by_article: dict[str, list[Constraint]] = {}
+    kept: list[ScoredSentence] = []
+    for sentence in scored:
+        record = sentence.candidate.record
+        if record.article_id not in missing_by_article:
+            missing_by_article[record.article_id] = missing_constraints(constraints, ArticleFacts.of_record(record))
+        if not missing_by_article[record.article_id]:
+            kept.append(sentence)
+    return kept, missing_by_article[scored[0].candidate.record.article_id]
+
+
 def answer_extractively(condensed: Condensed, candidates: list[Candidate], keyword: KeywordIndex,
                         settings: AnswerSettings) -> ExtractiveAnswer:
     scored = score_sentences(condensed, candidates, keyword)
     if not scored or scored[0].support < settings.abstain_threshold:
         return ExtractiveAnswer(ABSTENTION, True, [], scored[0].support if scored else 0.0)
+    if settings.check_constraints:
+        constraints = question_constraints(condensed.question, condensed.earlier_question,
+                                           names=settings.check_names)
+        if constraints:
+            scored, missing = _meeting_constraints(scored, constraints)
+            if not scored or scored[0].support < settings.abstain_threshold:
+                return ExtractiveAnswer(not_mentioned_message(missing), True, [],
+                                        scored[0].support if scored else 0.0, [c.text for c in missing])
 
     chosen = [scored[0]]
     question_terms = set(condensed.focus_terms) | set(condensed.context_terms)

@@ -450,6 +450,7 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
     async def lifespan(_: FastAPI):
         warm_up.start()
         yield
+        service.close()  # a local model's child process stops with the server
 
     app = FastAPI(
         title="News QA",

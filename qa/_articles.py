@@ -177,6 +177,24 @@ def _looks_like_heading(block: str) -> bool:
     )
 
 
+# Headlines may open with a quote mark ('No re-draft' for EU patent law), a currency sign
+# or an entity ($1m payoff..., &#163;1.8m fine...), a lower-case brand (iTunes ...), and
+# end with a closing quote, a parenthesis or an ellipsis; a quoted full sentence
+# ('"We won." he said' or "'I quit.'") is still a paragraph.
+_TITLE_OPENING = re.compile(r"""^[\w'"‘“$£€&#(\[]""")
+_SENTENCE_END = re.compile(r"""(?<!\.\.)[.!?,;:]['"’”]?$""")
+
+
+def _looks_like_title(line: str) -> bool:
+    """The first line of a plain-text article that is its headline (more lenient than a section heading)."""
+    return (
+        "\n" not in line
+        and 0 < word_count(line) <= 16
+        and bool(_TITLE_OPENING.match(line))
+        and not _SENTENCE_END.search(line)
+    )
+
+
 def parse_text(text: str, markdown: bool = False) -> tuple[str, list[Paragraph]]:
     """The title and the numbered paragraphs of an article's text, boilerplate left out."""
     title = ""
@@ -191,10 +209,12 @@ def parse_text(text: str, markdown: bool = False) -> tuple[str, list[Paragraph]]
         heading = block.heading_text if block.heading_level else ""
         if not heading and not markdown and _looks_like_heading(body):
             heading = body
+        if not heading and index == 0 and not markdown and _looks_like_title(body):
+            heading = body
         if not heading and index == 0 and not markdown:
             # A first block with a short first line: that line is the title.
             first_line, _, rest = body.partition("\n")
-            if rest.strip() and _looks_like_heading(first_line.strip()):
+            if rest.strip() and _looks_like_title(first_line.strip()):
                 title = first_line.strip()
                 rest_start = block.start + body.index(rest)
                 for s, e in iter_blocks(text, rest_start, block.end):

@@ -30,6 +30,7 @@ class Condensed:
     standalone: str  # what retrieval searches for
     focus_terms: tuple[str, ...]  # terms of the question itself
     context_terms: tuple[str, ...] = ()  # terms borrowed from earlier turns
+    earlier_question: str = ""  # the earlier question a follow-up leans on (its constraints carry over)
 
 
 def is_follow_up(question: str) -> bool:
@@ -47,4 +48,4 @@ def condense(question: str, history: list[ChatTurn] | None) -> Condensed:
         return Condensed(question, question, focus)
     context = previous[-1]
     context_terms = tuple(t for t in terms(context) if t not in focus)
-    return Condensed(question, f"{question} (following: {context})", focus, context_terms)
+    return Condensed(question, f"{question} (following: {context})", focus, context_terms, context)

@@ -78,10 +78,12 @@ class AnswerSettings(_Section):
     max_words: int = 60
     abstain_threshold: float = 0.36
     max_question_chars: int = 2000
+    check_constraints: bool = True
+    check_names: bool = False
 
 
 class LLMSettings(_Section):
-    backend: Literal["extractive", "openai", "llama_cpp"] = "extractive"
+    backend: Literal["extractive", "openai", "llama_cpp", "local"] = "extractive"
     base_url: str = ""
     model: str = ""
     model_path: str = ""

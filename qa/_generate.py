@@ -27,7 +27,7 @@ from llama_index.core.base.llms.types import ChatMessage
 
 from qa._condense import Condensed
 from qa._keyword import KeywordIndex
-from qa._llm import ChatModel
+from qa.llm import ChatModel
 from qa._models import ChatTurn, Citation, CitationCheck, UnsupportedSentence
 from qa._retrieval import Candidate
 from qa._text import sentence_spans, terms

@@ -171,3 +171,6 @@ class AskResponse(BaseModel):
     unsupported: list[UnsupportedSentence] = Field(
         default_factory=list, description="sentences of a generated answer its citations do not support")
     citation_check: CitationCheck | None = None
+    missing: list[str] = Field(
+        default_factory=list, description="on an abstention because the articles don't mention a year, "
+        "figure or name the question asks about: those parts, as written in the question")

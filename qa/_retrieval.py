@@ -99,16 +99,14 @@ class HybridRetriever(BaseRetriever):
         if query_vector is None:
             query_vector = self._embedder.embed([query])[0]
         query_terms = terms(query)
-        keyword_scores = self._snapshot.keyword.scores(query_terms)
-        pool = self._pool(query_vector, keyword_scores, query_terms, max(self._settings.candidates, k))
+        pool = self._pool(query_vector, query_terms, max(self._settings.candidates, k))
         if not pool:
             return []
-        self._complete_signals(pool, query_vector, keyword_scores)
+        self._complete_signals(pool, query_vector, query_terms)
         self._rescore(pool, query_terms, set(context_terms))
         return sorted(pool, key=lambda c: c.score, reverse=True)[:k]
 
-    def _pool(self, query_vector: np.ndarray, keyword_scores: np.ndarray, query_terms: list[str],
-              n: int) -> list[Candidate]:
+    def _pool(self, query_vector: np.ndarray, query_terms: list[str], n: int) -> list[Candidate]:
         records = self._snapshot.records
         pool: dict[tuple[str, int], Candidate] = {}
 
@@ -133,9 +131,9 @@ class HybridRetriever(BaseRetriever):
                     found.dense_rank = dense_ranked
 
         keyword_ranked = 0
-        for ref, score in self._snapshot.keyword.search(query_terms, n, keyword_scores):
+        for ref, score in self._snapshot.keyword.search(query_terms, n):
             record = records.get(ref.article_id)
-            if record is None:
+            if record is None or ref.content_hash != record.content_hash:
                 continue
             for number in ref.paragraph_numbers:
                 if (found := candidate(record, number)) is None:
@@ -148,13 +146,12 @@ class HybridRetriever(BaseRetriever):
         return list(pool.values())
 
     def _complete_signals(self, pool: list[Candidate], query_vector: np.ndarray,
-                          keyword_scores: np.ndarray) -> None:
+                          query_terms: list[str]) -> None:
         """Give each candidate the signal the retriever that did not propose it would have."""
-        keyword = self._snapshot.keyword
-        for found in pool:
-            if found.keyword_rank is None:
-                rows = [row for i in found.chunk_ids if (row := keyword.position(i)) is not None]
-                found.keyword = max((float(keyword_scores[row]) for row in rows), default=0.0)
+        unscored = [c for c in pool if c.keyword_rank is None]
+        scores = self._snapshot.keyword.chunk_scores(query_terms, {i for c in unscored for i in c.chunk_ids})
+        for found in unscored:
+            found.keyword = max((scores[i] for i in found.chunk_ids if i in scores), default=0.0)
         missing = [c for c in pool if c.dense_rank is None]
         vectors = self._index.chunk_vectors(sorted({i for c in missing for i in c.chunk_ids}))
         for found in missing:

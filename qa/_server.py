@@ -39,13 +39,28 @@ def _has_lone_surrogate(value: object) -> bool:
     return False
 
 
+def _names_a_remote_file(value: object) -> bool:
+    """Whether a file record in ``value`` gives a URL as its path, which Gradio would download."""
+    if isinstance(value, dict):
+        path = value.get("path")
+        if isinstance(path, str) and path.strip().lower().startswith(("http://", "https://")):
+            return True
+        return any(_names_a_remote_file(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_names_a_remote_file(item) for item in value)
+    return False
+
+
 class ChatEventGuard:
-    """Refuses a chat event whose JSON holds an unpaired surrogate (``"\\ud800"``), or is over
-    :data:`CHAT_EVENT_BODY_LIMIT`, before Gradio reads it.
+    """Refuses, before Gradio reads it, a chat event whose JSON holds an unpaired surrogate
+    (``"\\ud800"``) or a file record whose path is a URL, or is over :data:`CHAT_EVENT_BODY_LIMIT`.
 
     Gradio 6.31 quotes an event's bad arguments in its error message and then cannot send that
     message as UTF-8: the client's event stream breaks off with a server-side exception. No
-    question, setting or file name needs such a character, and the API refuses them too."""
+    question, setting or file name needs such a character, and the API refuses them too.
+    A file record whose ``path`` is an ``http(s)`` URL makes Gradio download it into its temp
+    folder before any handler runs (and keep it): any client could make the server fetch and
+    store whatever it names. The page's own uploads name the file Gradio's upload route saved."""
 
     def __init__(self, app) -> None:
         self.app = app
@@ -73,13 +88,17 @@ class ChatEventGuard:
                 break
         body = b"".join(chunks)
         try:
-            refused = _has_lone_surrogate(json.loads(body))
+            event = json.loads(body)
         except ValueError:
-            refused = False  # not JSON: Gradio answers that itself
-        if refused:
-            response = error_response(400, "invalid_input", "the request is not valid Unicode: it contains an "
-                                      "unpaired surrogate (\\ud800-\\udfff)")
-            await response(scope, receive, send)
+            event = None  # not JSON: Gradio answers that itself
+        refusal = None
+        if _has_lone_surrogate(event):
+            refusal = ("the request is not valid Unicode: it contains an unpaired surrogate "
+                       "(\\ud800-\\udfff)")
+        elif _names_a_remote_file(event):
+            refusal = "a chat event may not name a file by URL; upload the file through the page instead"
+        if refusal is not None:
+            await error_response(400, "invalid_input", refusal)(scope, receive, send)
             return
         replayed = False
 

@@ -30,8 +30,8 @@ from qa._errors import (
 )
 from qa._generate import Generated, generate_answer, rewrite_follow_up
 from qa._ingest import Ingestor, Progress, SourceFile, check_embedding_model
-from qa._llm import ChatModel, start_chat_model
-from qa._keyword import KeywordIndex
+from qa.llm import ChatModel, start_chat_model
+from qa._keyword import KeywordStore
 from qa._lock import exclusive_writer
 from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport
 from qa._retrieval import HybridRetriever, IndexSnapshot
@@ -102,6 +102,15 @@ class QAService:
         """Start the configured LLM now, so a misconfigured one stops the server at start-up."""
         _ = self.chat_model
 
+    def close(self) -> None:
+        """Stop what the LLM runs outside this process (a local model's child); started again on next use.
+
+        Exiting does it too: the child dies with the process."""
+        with self._parts_lock:
+            model, self._chat_model, self._chat_model_started = self._chat_model, None, False
+        if model is not None:
+            model.close()
+
     @property
     def answer_modes(self) -> tuple[str, ...]:
         """The answer modes offered, the default first."""
@@ -156,15 +165,11 @@ class QAService:
         with self._snapshot_lock:
             if self._snapshot is not None and self._snapshot.generation == generation:
                 return self._snapshot
-            cache = Path(self.settings.index.dir) / "keyword"
-            records = index.records(generation)
-            keyword = KeywordIndex.load(cache, generation)
-            if keyword is None:
-                keyword = KeywordIndex.build(generation, index.committed_chunks(records))
-                try:
-                    keyword.save(cache)
-                except OSError:
-                    pass  # a read-only index folder still answers; it rebuilds next time
+            # The previous snapshot's records, brought forward by the commits since, when it has one.
+            previous = self._snapshot
+            known = (previous.generation, previous.records) if previous is not None else None
+            records = index.records(generation, known)
+            keyword = KeywordStore(Path(self.settings.index.dir) / "keyword").open_at(generation, records, index)
             self._snapshot = IndexSnapshot.of(generation, records, keyword, index.embedding_model())
             return self._snapshot
 
@@ -393,6 +398,7 @@ class QAService:
             mode="extractive",
             notice=notice,
             citation_check=check,
+            missing=extracted.missing,
         )
         if not streamed:  # after a failure mid-stream, AnswerDone alone replaces what was shown
             for piece in re.findall(r"\S+\s*", response.answer):

@@ -50,7 +50,14 @@ LEGACY_EMBEDDING_MODEL = ORIGINAL_MODEL_NAME
 # Chroma refuses records without a vector; manifest records are looked up by id only.
 _NO_VECTOR = [1.0]
 _READ_PAGE = 5000
+# Articles per `$in` filter when fetching the chunks of a few changed articles: one filter stays small.
+_ARTICLES_PER_FETCH = 200
 _MANIFEST_COPY_VERSION = 1
+# Commits the log keeps: a process whose records are older than that reads the whole manifest.
+_COMMIT_LOG_LENGTH = 64
+# The id, in the commits collection, of the record naming the articles of the latest write.
+_WRITE_IN_PROGRESS = "write-in-progress"
+_REMOVED = object()  # in _fetch_records' answer: the article has no committed record any more
 
 
 def _server_headers(settings: VectorStoreSettings) -> dict[str, str]:
@@ -170,6 +177,9 @@ class ChromaIndex:
             self._articles = self._client.get_or_create_collection(
                 f"{prefix}_articles", embedding_function=None
             )
+            self._commits = self._client.get_or_create_collection(
+                f"{prefix}_commits", embedding_function=None
+            )
         except Exception as exc:
             raise self._wrap(exc) from None
         self.vector_store = ChromaVectorStore(chroma_collection=self._chunks)
@@ -223,18 +233,33 @@ class ChromaIndex:
         # Indexes written before the model was recorded all hold the packaged ONNX model's vectors.
         return record.get("embedding_model", LEGACY_EMBEDDING_MODEL) if record else None
 
-    def records(self, generation: str | None = None) -> dict[str, ArticleRecord]:
+    def records(self, generation: str | None = None,
+                known: tuple[str, dict[str, ArticleRecord]] | None = None) -> dict[str, ArticleRecord]:
         """Every committed article, by id, as of ``generation`` (default: the current one; a
         caller that has just read the generation passes it, so the two agree).
 
-        They come from a local copy of that generation's manifest when one exists, and a copy is
-        left for the next process: reading the manifest from Chroma is most of a fresh ``qa ask``'s
-        own work, and 28–36 s at a million paragraphs.
+        Reading the whole manifest from Chroma is most of a fresh ``qa ask``'s own work, and
+        28–36 s at a million paragraphs, so it is the last resort. First choice: a local copy of
+        that generation's manifest. Next: records the caller holds (``known``: its previous
+        snapshot's generation and records) or the newest local copy, brought forward by the
+        commit log: only the articles the commits since then changed are read. A copy is left
+        for the next process whenever it would otherwise have to do either.
         """
         if generation is None:
             generation = self.generation()
         if (copied := self._read_manifest_copy(generation)) is not None:
             return copied
+        from_disk = known is None
+        if known is None:
+            known = self._newest_manifest_copy()
+        if known is not None and (changed := self._changed_since(known[0], generation)) is not None:
+            records = {**known[1], **self._fetch_records(changed)}
+            for article_id in changed:
+                if article_id not in records or records[article_id] is _REMOVED:
+                    records.pop(article_id, None)
+            if from_disk and self.generation() == generation:
+                self._write_manifest_copy(generation, records)
+            return records
         records: dict[str, ArticleRecord] = {}
         for ids, metadatas, documents in self._pages(self._articles, ["metadatas", "documents"]):
             for article_id, metadata, document in zip(ids, metadatas, documents):
@@ -247,6 +272,60 @@ class ChromaIndex:
 
     def _manifest_copy(self, generation: str) -> Path:
         return Path(self._settings.index.dir) / "manifest" / f"records-{generation}.pkl"
+
+    def _newest_manifest_copy(self) -> tuple[str, dict[str, ArticleRecord]] | None:
+        folder = Path(self._settings.index.dir) / "manifest"
+        for path in sorted(folder.glob("records-*.pkl"), key=lambda p: p.stat().st_mtime, reverse=True):
+            generation = path.stem.removeprefix("records-")
+            if (copied := self._read_manifest_copy(generation)) is not None:
+                return generation, copied
+        return None
+
+    def _changed_since(self, known: str, generation: str) -> set[str] | None:
+        """The ids of the articles that the commits after ``known`` up to ``generation`` wrote or
+        removed; None when the commit log does not reach back to ``known`` (then only a whole
+        read will do)."""
+        if known == generation:
+            return set()
+        current = self._generation_record()
+        if not current or "sequence" not in current:
+            return None  # written before the log was kept
+        sequence = int(current["sequence"])
+        wanted = [str(n) for n in range(sequence, max(sequence - _COMMIT_LOG_LENGTH, 0), -1)]
+        try:
+            got = self._commits.get(ids=wanted, include=["metadatas", "documents"])
+        except Exception as exc:
+            raise self._wrap(exc) from None
+        log = {int(i): (m, d) for i, m, d in zip(got["ids"], got["metadatas"], got["documents"])}
+        changed: set[str] = set()
+        expected = None  # until the walk reaches ``generation``: commits may have landed since
+        for number in range(sequence, sequence - len(wanted), -1):
+            if number not in log:
+                return None  # a gap: the log was cut short
+            metadata, document = log[number]
+            if expected is None and metadata.get("token") != generation:
+                continue
+            if expected is not None and metadata.get("token") != expected:
+                return None  # an entry whose commit never landed was overwritten: the chain is broken
+            changed.update(json.loads(document))
+            if metadata.get("parent") == known:
+                return changed
+            expected = metadata.get("parent")
+        return None
+
+    def _fetch_records(self, article_ids: set[str]) -> dict[str, ArticleRecord]:
+        """The committed records of ``article_ids``; an id that has none maps to ``_REMOVED``."""
+        ids = sorted(article_ids)
+        found: dict[str, ArticleRecord] = dict.fromkeys(ids, _REMOVED)
+        try:
+            for begin in range(0, len(ids), _ARTICLES_PER_FETCH):
+                got = self._articles.get(ids=ids[begin : begin + _ARTICLES_PER_FETCH],
+                                         include=["metadatas", "documents"])
+                for article_id, metadata, document in zip(got["ids"], got["metadatas"], got["documents"]):
+                    found[article_id] = _record_from_chroma(article_id, metadata, document)
+        except Exception as exc:
+            raise self._wrap(exc) from None
+        return found
 
     def _read_manifest_copy(self, generation: str) -> dict[str, ArticleRecord] | None:
         return read_cached(self._manifest_copy(generation), _MANIFEST_COPY_VERSION)
@@ -264,6 +343,21 @@ class ChromaIndex:
                 record = records.get(metadata.get("article_id", ""))
                 if record and record.content_hash == metadata.get("content_hash"):
                     yield chunk_id, document, metadata
+
+    def chunks_of_articles(self, records: dict[str, ArticleRecord]) -> Iterator[tuple[str, str, dict]]:
+        """Like :meth:`committed_chunks`, for the articles in ``records`` only: what the keyword
+        index fetches after a commit that changed a few of many articles."""
+        ids = sorted(records)
+        try:
+            for begin in range(0, len(ids), _ARTICLES_PER_FETCH):
+                found = self._chunks.get(where={"article_id": {"$in": ids[begin : begin + _ARTICLES_PER_FETCH]}},
+                                         include=["metadatas", "documents"])
+                for chunk_id, metadata, document in zip(found["ids"], found["metadatas"], found["documents"]):
+                    record = records.get(metadata.get("article_id", ""))
+                    if record and record.content_hash == metadata.get("content_hash"):
+                        yield chunk_id, document, metadata
+        except Exception as exc:
+            raise self._wrap(exc) from None
 
     def _pages(self, collection: Any, include: list[str]) -> Iterator[tuple[list, list, list]]:
         offset = 0
@@ -376,6 +470,7 @@ class ChromaIndex:
                 "ingested_at": now,
             })
         try:
+            self._announce_write(ids)
             step = self._max_batch()
             for begin in range(0, len(nodes), step):
                 self.vector_store.add(nodes[begin : begin + step])
@@ -387,7 +482,7 @@ class ChromaIndex:
                     where={"$and": [{"article_id": article.article_id},
                                     {"content_hash": {"$ne": article.content_hash}}]}
                 )
-            self._bump_generation(embedding_model)
+            self._bump_generation(ids, embedding_model)
         except Exception as exc:
             raise self._wrap(exc, writing=True) from None
 
@@ -395,21 +490,50 @@ class ChromaIndex:
         """Uncommit first, so a query never sees chunks of a half-removed article."""
         self.check_writable(0)
         try:
+            self._announce_write([article_id])
             self._articles.delete(ids=[article_id])
             self._chunks.delete(where={"article_id": article_id})
-            self._bump_generation()
+            self._bump_generation([article_id])
         except Exception as exc:
             raise self._wrap(exc, writing=True) from None
 
+    def _announce_write(self, article_ids: list[str]) -> None:
+        """Record which articles the write about to start touches, before it touches them: if it
+        is interrupted, only their chunks can be orphans (:meth:`delete_orphans`)."""
+        self._commits.upsert(ids=[_WRITE_IN_PROGRESS], embeddings=[_NO_VECTOR], metadatas=[{"articles": len(article_ids)}],
+                             documents=[json.dumps(sorted(article_ids))])
+
+    def _last_write(self) -> list[str] | None:
+        """The articles the latest write announced; None for an index written before writes were."""
+        try:
+            got = self._commits.get(ids=[_WRITE_IN_PROGRESS], include=["documents"])
+        except Exception as exc:
+            raise self._wrap(exc) from None
+        return json.loads(got["documents"][0]) if got["ids"] else None
+
     def delete_orphans(self, records: dict[str, ArticleRecord]) -> int:
-        """Delete chunks left by an interrupted write (no matching committed record)."""
-        orphans = [
-            chunk_id
-            for ids, metadatas, _ in self._pages(self._chunks, ["metadatas"])
-            for chunk_id, metadata in zip(ids, metadatas)
-            if (record := records.get(metadata.get("article_id", ""))) is None
-            or record.content_hash != metadata.get("content_hash")
-        ]
+        """Delete chunks left by an interrupted write (no matching committed record).
+
+        Writes are one at a time and each announces its articles first, so only the chunks of the
+        latest write's articles need checking: at a million paragraphs a scan of every chunk took
+        over two minutes of each ingest. An index without the announcement is scanned whole."""
+        def orphaned(metadata: dict) -> bool:
+            record = records.get(metadata.get("article_id", ""))
+            return record is None or record.content_hash != metadata.get("content_hash")
+
+        last_write = self._last_write()
+        if last_write is None:
+            orphans = [chunk_id for ids, metadatas, _ in self._pages(self._chunks, ["metadatas"])
+                       for chunk_id, metadata in zip(ids, metadatas) if orphaned(metadata)]
+        else:
+            orphans = []
+            try:
+                for begin in range(0, len(last_write), _ARTICLES_PER_FETCH):
+                    got = self._chunks.get(where={"article_id": {"$in": last_write[begin : begin + _ARTICLES_PER_FETCH]}},
+                                           include=["metadatas"])
+                    orphans.extend(i for i, metadata in zip(got["ids"], got["metadatas"]) if orphaned(metadata))
+            except Exception as exc:
+                raise self._wrap(exc) from None
         try:
             for begin in range(0, len(orphans), _READ_PAGE):
                 self._chunks.delete(ids=orphans[begin : begin + _READ_PAGE])
@@ -420,18 +544,29 @@ class ChromaIndex:
     def reset(self) -> None:
         """Drop both collections (``qa ingest --rebuild``)."""
         prefix = self._settings.vector_store.collection_prefix
-        for name in (f"{prefix}_chunks", f"{prefix}_articles"):
+        for name in (f"{prefix}_chunks", f"{prefix}_articles", f"{prefix}_commits"):
             try:
                 self._client.delete_collection(name)
             except Exception:  # a collection that is already gone is what we want
                 pass
         self.__init__(self._settings)
 
-    def _bump_generation(self, embedding_model: str | None = None) -> None:
-        """A new generation token; the recorded embedding model is kept unless one is given."""
-        metadata = {"token": uuid.uuid4().hex}
+    def _bump_generation(self, changed: list[str], embedding_model: str | None = None) -> None:
+        """A new generation token; the recorded embedding model is kept unless one is given.
+
+        The commit log entry (which articles this commit wrote or removed, and the generation
+        before) is written first: one that lands without its generation is overwritten by the
+        next commit, which takes the same sequence number."""
+        previous = self._generation_record() or {}
+        sequence = int(previous.get("sequence", 0)) + 1
+        metadata = {"token": uuid.uuid4().hex, "sequence": sequence}
         self._seen_generations.add(metadata["token"])
-        model = embedding_model or self.embedding_model()
+        model = embedding_model or previous.get("embedding_model") or (LEGACY_EMBEDDING_MODEL if previous else None)
         if model:
             metadata["embedding_model"] = model
+        self._commits.upsert(ids=[str(sequence)], embeddings=[_NO_VECTOR],
+                             metadatas=[{"token": metadata["token"], "parent": previous.get("token", "empty")}],
+                             documents=[json.dumps(sorted(set(changed)))])
+        if sequence > _COMMIT_LOG_LENGTH:
+            self._commits.delete(ids=[str(sequence - _COMMIT_LOG_LENGTH)])
         self._articles.upsert(ids=[_GENERATION_ID], embeddings=[_NO_VECTOR], metadatas=[metadata], documents=[""])

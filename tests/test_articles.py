@@ -142,3 +142,60 @@ def test_html_text_is_extracted_and_spans_index_the_extracted_text(tmp_path: Pat
     assert article.paragraphs[1].section == "Travel"
     assert "never indexed" not in text and "Subscribe" not in text
     assert all(text[p.start : p.end] == p.text for p in article.paragraphs)
+
+
+# Headlines written for these tests in the shapes real news folders use (issue 12): an
+# opening quote mark, a currency sign or HTML entity, a lower-case brand, a trailing
+# parenthesis, ellipsis or closing quote.
+@pytest.mark.parametrize(
+    "headline",
+    [
+        "'Quiet week' ahead for city markets",
+        "\u2018Grand plan\u2019 for the new harbour",
+        "\"Second bridge\" vote set for Monday",
+        "'Harbour plan must go ahead'",
+        "'My days at the harbour...'",
+        "$2m grant for harbour museum",
+        "&#163;3m fine for ferry operator",
+        "eBay sellers face new fee",
+        "Harbour v Quayside (Sat)",
+    ],
+)
+def test_unusual_headline_is_the_title_not_paragraph_one(headline: str) -> None:
+    text = f"{headline}\n\nThe harbour board met on Monday to discuss the plan.\n\nIt will cost £2m.\n"
+    title, paragraphs = parse_text(text)
+    assert title == headline
+    assert [p.text for p in paragraphs] == [
+        "The harbour board met on Monday to discuss the plan.",
+        "It will cost £2m.",
+    ]
+
+
+@pytest.mark.parametrize(
+    "first_block",
+    ["'We will open the harbour,' the mayor said.", "\"It is done.\"", "Harbour works begin today, said the board;"],
+)
+def test_a_quoted_sentence_opening_an_article_stays_a_paragraph(first_block: str) -> None:
+    title, paragraphs = parse_text(f"{first_block}\n\nThe board agreed.\n")
+    assert title == ""
+    assert paragraphs[0].text == first_block
+
+
+def test_headline_with_quote_on_the_first_line_of_the_first_block() -> None:
+    title, paragraphs = parse_text("'No delay' for harbour plan\nThe board met on Monday.\n")
+    assert title == "'No delay' for harbour plan"
+    assert [p.text for p in paragraphs] == ["The board met on Monday."]
+
+
+BBC_FOLDER = Path(__file__).resolve().parents[2] / "shared" / "data" / "bbc"
+
+
+@pytest.mark.skipif(not BBC_FOLDER.is_dir(), reason="../shared/data/bbc is not present")
+def test_every_bbc_article_gets_its_headline_as_title() -> None:
+    # Before the quote-aware title rule 46 of the 2,225 files fell back to the file stem.
+    titled_by_stem = [
+        str(path.relative_to(BBC_FOLDER))
+        for path in sorted(BBC_FOLDER.rglob("*.txt"))
+        if parse_file(path, BBC_FOLDER).title == path.stem
+    ]
+    assert titled_by_stem == []

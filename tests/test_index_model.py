@@ -24,7 +24,7 @@ def test_the_index_records_the_model_of_its_vectors(seeded_service: QAService) -
 
 
 def test_another_models_index_is_refused_until_rebuilt(seeded_service: QAService) -> None:
-    seeded_service.index._bump_generation("some-other-model")  # as if another model built it
+    seeded_service.index._bump_generation([], "some-other-model")  # as if another model built it
     with pytest.raises(IndexModelMismatch, match="some-other-model.*qa ingest --rebuild"):
         seeded_service.ask("Who condemned the deployment of THAAD?")
     with pytest.raises(IndexModelMismatch):
@@ -41,7 +41,7 @@ def test_an_index_from_before_the_record_counts_as_the_packaged_model(seeded_ser
 
 
 def test_cli_reports_the_mismatch_in_one_line(seeded_service: QAService) -> None:
-    seeded_service.index._bump_generation("some-other-model")
+    seeded_service.index._bump_generation([], "some-other-model")
     env = {**os.environ, "QA_INDEX_DIR": seeded_service.settings.index.dir}
     result = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "Who condemned THAAD?"], cwd=REPO, env=env,
                             capture_output=True, text=True, timeout=120)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from qa import QAService
+from qa._store import ChromaIndex
 
 from _index_checks import bbc_sample, index_state, run_ingest
 from conftest import REPO, SEEDS, make_settings
@@ -127,3 +128,14 @@ def test_unusable_index_folder_is_a_clear_error(tmp_path: Path) -> None:
     answer = subprocess.run([sys.executable, "-m", "qa.cli", "ask", "How many anti-ballistic missiles?"],
                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert answer.returncode == 0 and "four hundred" in answer.stdout
+
+
+def test_an_ingest_checks_only_the_last_writes_chunks_for_orphans(service: QAService, articles_dir: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    service.ingest([SEEDS])
+    paged: list[str] = []
+    pages = ChromaIndex._pages  # noqa: SLF001
+    monkeypatch.setattr(ChromaIndex, "_pages", lambda self, collection, include:
+                        paged.append(collection.name) or pages(self, collection, include))
+    report = service.ingest([articles_dir])
+    assert report.added and not any(name.endswith("_chunks") for name in paged)

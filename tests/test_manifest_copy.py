@@ -1,4 +1,5 @@
-"""A fresh process reads the manifest from a local copy of its generation, never a stale one."""
+"""A fresh process reads the manifest from a local copy of its generation, or brings an older copy
+forward by the commit log; only when the log does not reach back does it read all of Chroma."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import dataclasses
 import pickle
 from pathlib import Path
 
+import pytest
+
 from qa import QAService, Settings
+from qa._store import ChromaIndex
 
 from conftest import SEEDS
 
@@ -34,10 +38,54 @@ def test_a_fresh_service_reads_the_copy_of_the_current_generation(settings: Sett
     another = tmp_path / "more"
     another.mkdir()
     (another / "note.txt").write_text("A second article\n\nIt says something else entirely.\n", encoding="utf-8")
-    QAService(settings).ingest([another])  # a new generation: the marked copy is stale
-    titles = {r.title for r in QAService(settings).snapshot().records.values()}
-    assert "read from the copy" not in titles and "A second article" in titles
-    assert len(_copies(settings)) == 1
+    QAService(settings).ingest([another])  # a new generation, one article more
+    # The older copy was brought forward: its (marked) records, plus the one article the commit
+    # log says changed, read from Chroma; and it was left as the new generation's copy.
+    fresh = QAService(settings)
+    titles = sorted(r.title for r in fresh.snapshot().records.values())
+    assert titles == ["A second article", "read from the copy"]
+    (copy,) = _copies(settings)
+    assert fresh.index.generation() in copy.name
+
+
+def test_a_copy_older_than_the_commit_log_is_not_used(settings: Settings, tmp_path: Path) -> None:
+    QAService(settings).ingest([SEEDS])
+    (copy,) = _copies(settings)
+    _retitle_copy(copy, "read from the copy")
+    another = tmp_path / "more"
+    another.mkdir()
+    (another / "note.txt").write_text("A second article\n\nIt says something else entirely.\n", encoding="utf-8")
+    writer = QAService(settings)
+    writer.ingest([another])
+    # As if more commits had landed since the copy than the log keeps.
+    commits = writer.index._commits  # noqa: SLF001
+    commits.delete(ids=commits.get()["ids"])
+    (Path(settings.index.dir) / "manifest" / f"records-{writer.index.generation()}.pkl").unlink()
+    titles = sorted(r.title for r in QAService(settings).snapshot().records.values())
+    assert "read from the copy" not in titles and "A second article" in titles and len(titles) == 2
+
+
+def test_a_running_service_reads_only_what_changed(settings: Settings, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    reader = QAService(settings)
+    reader.ingest([SEEDS])
+    reader.snapshot()
+    another = tmp_path / "more"
+    another.mkdir()
+    (another / "note.txt").write_text("A second article\n\nIt says something else entirely.\n", encoding="utf-8")
+    QAService(settings).ingest([another])  # another service: as another process would
+    for copy in _copies(settings):
+        copy.unlink()  # so the reader cannot take the other's copy: it must bring its own records forward
+    fetched: list[set[str]] = []
+    whole_reads: list[str] = []
+    fetch, pages = ChromaIndex._fetch_records, ChromaIndex._pages  # noqa: SLF001
+    monkeypatch.setattr(ChromaIndex, "_fetch_records", lambda self, ids: fetched.append(set(ids)) or fetch(self, ids))
+    monkeypatch.setattr(ChromaIndex, "_pages", lambda self, collection, include:
+                        whole_reads.append(collection.name) or pages(self, collection, include))
+    records = reader.snapshot().records
+    [new_id] = [a for a, r in records.items() if r.title == "A second article"]
+    assert fetched == [{new_id}] and len(records) == 2
+    assert not any(name.endswith("_articles") for name in whole_reads)
 
 
 def test_a_damaged_copy_is_read_from_chroma_instead(settings: Settings) -> None:

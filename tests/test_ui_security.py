@@ -342,6 +342,15 @@ def test_an_event_carrying_a_lone_surrogate_is_refused_before_gradio_reads_it(se
     assert server.events.call(server.ask_api, ["Who condemned the deployment of THAAD?", 3]).success
 
 
+@pytest.mark.parametrize("path", ["https://example.org/article.txt", " http://203.0.113.9/a.txt", "HTTPS://x.org/a"])
+def test_a_file_record_naming_a_url_is_refused_before_gradio_downloads_it(server: Server, path: str) -> None:
+    before = sorted(server.gradio_temp.rglob("*"))
+    refused = server.events.call_raw(server.upload_event, json.dumps(file_records([path])))
+    assert isinstance(refused, httpx.Response) and refused.status_code == 400
+    assert "may not name a file by URL" in refused.json()["error"]["message"]
+    assert sorted(server.gradio_temp.rglob("*")) == before
+
+
 # -- anything at all, at every event ---------------------------------------------------------
 
 ODD_TEXT = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=40) | st.sampled_from(

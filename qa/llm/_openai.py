@@ -15,7 +15,7 @@ import httpx
 import openai
 from llama_index.llms.openai_like import OpenAILike
 
-from qa._chat_model import ChatModel
+from qa.llm._chat_model import ChatModel
 from qa._config import LLMSettings, secret
 from qa._errors import ConfigError
 

@@ -3,7 +3,7 @@
 Retries are ours, not the client's: a request refused with 429 or 5xx, or timed out,
 is retried with backoff only until its first piece of text arrives, since a stream
 cannot be resumed halfway. Which failures those are is the backend's to say
-(:mod:`qa._llm_openai` for the openai client's), so this module imports no client.
+(:mod:`qa.llm._openai` for the openai client's), so this module imports no client.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ class ChatModel:
 
     def complete(self, messages: Sequence[ChatMessage]) -> str:
         return "".join(self.stream(messages))
+
+    def close(self) -> None:
+        """Stop what this model runs; nothing for a model behind a server someone else runs."""
 
     def _backoff(self, attempt: int, exc: Exception) -> float:
         """Seconds before the next try: the server's Retry-After when it sends one, else exponential."""
