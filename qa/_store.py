@@ -57,7 +57,6 @@ _MANIFEST_COPY_VERSION = 1
 _COMMIT_LOG_LENGTH = 64
 # The id, in the commits collection, of the record naming the articles of the latest write.
 _WRITE_IN_PROGRESS = "write-in-progress"
-_REMOVED = object()  # in _fetch_records' answer: the article has no committed record any more
 
 
 def _server_headers(settings: VectorStoreSettings) -> dict[str, str]:
@@ -162,6 +161,18 @@ def _record_from_chroma(article_id: str, metadata: dict, document: str) -> Artic
     )
 
 
+def _is_committed(chunk_metadata: dict, records: dict[str, ArticleRecord]) -> bool:
+    """Whether a chunk belongs to the committed version of its article."""
+    record = records.get(chunk_metadata.get("article_id", ""))
+    return record is not None and record.content_hash == chunk_metadata.get("content_hash")
+
+
+def _model_of(generation_record: dict | None) -> str | None:
+    """The embedding model a generation record names; None before the first commit."""
+    # Indexes written before the model was recorded all hold the packaged ONNX model's vectors.
+    return generation_record.get("embedding_model", LEGACY_EMBEDDING_MODEL) if generation_record else None
+
+
 class ChromaIndex:
     """Reads and writes the two collections; every Chroma failure becomes a :mod:`qa` error."""
 
@@ -229,9 +240,7 @@ class ChromaIndex:
 
     def embedding_model(self) -> str | None:
         """The embedding model whose vectors the index holds; None while it holds none."""
-        record = self._generation_record()
-        # Indexes written before the model was recorded all hold the packaged ONNX model's vectors.
-        return record.get("embedding_model", LEGACY_EMBEDDING_MODEL) if record else None
+        return _model_of(self._generation_record())
 
     def records(self, generation: str | None = None,
                 known: tuple[str, dict[str, ArticleRecord]] | None = None) -> dict[str, ArticleRecord]:
@@ -253,10 +262,10 @@ class ChromaIndex:
         if known is None:
             known = self._newest_manifest_copy()
         if known is not None and (changed := self._changed_since(known[0], generation)) is not None:
-            records = {**known[1], **self._fetch_records(changed)}
-            for article_id in changed:
-                if article_id not in records or records[article_id] is _REMOVED:
-                    records.pop(article_id, None)
+            fetched = self._fetch_records(changed)
+            records = {**known[1], **fetched}
+            for removed in changed - fetched.keys():
+                del records[removed]
             if from_disk and self.generation() == generation:
                 self._write_manifest_copy(generation, records)
             return records
@@ -314,9 +323,9 @@ class ChromaIndex:
         return None
 
     def _fetch_records(self, article_ids: set[str]) -> dict[str, ArticleRecord]:
-        """The committed records of ``article_ids``; an id that has none maps to ``_REMOVED``."""
+        """The committed records of those of ``article_ids`` that have one."""
         ids = sorted(article_ids)
-        found: dict[str, ArticleRecord] = dict.fromkeys(ids, _REMOVED)
+        found: dict[str, ArticleRecord] = {}
         try:
             for begin in range(0, len(ids), _ARTICLES_PER_FETCH):
                 got = self._articles.get(ids=ids[begin : begin + _ARTICLES_PER_FETCH],
@@ -340,22 +349,25 @@ class ChromaIndex:
         """(chunk id, text, metadata) of every chunk of a committed article version."""
         for ids, metadatas, documents in self._pages(self._chunks, ["metadatas", "documents"]):
             for chunk_id, metadata, document in zip(ids, metadatas, documents):
-                record = records.get(metadata.get("article_id", ""))
-                if record and record.content_hash == metadata.get("content_hash"):
+                if _is_committed(metadata, records):
                     yield chunk_id, document, metadata
 
     def chunks_of_articles(self, records: dict[str, ArticleRecord]) -> Iterator[tuple[str, str, dict]]:
         """Like :meth:`committed_chunks`, for the articles in ``records`` only: what the keyword
         index fetches after a commit that changed a few of many articles."""
-        ids = sorted(records)
+        for ids, metadatas, documents in self._chunk_pages_of(list(records), ["metadatas", "documents"]):
+            for chunk_id, metadata, document in zip(ids, metadatas, documents):
+                if _is_committed(metadata, records):
+                    yield chunk_id, document, metadata
+
+    def _chunk_pages_of(self, article_ids: list[str], include: list[str]) -> Iterator[tuple[list, list, list]]:
+        """Like :meth:`_pages` over the chunks, for the chunks of ``article_ids`` only."""
+        ids = sorted(article_ids)
         try:
             for begin in range(0, len(ids), _ARTICLES_PER_FETCH):
-                found = self._chunks.get(where={"article_id": {"$in": ids[begin : begin + _ARTICLES_PER_FETCH]}},
-                                         include=["metadatas", "documents"])
-                for chunk_id, metadata, document in zip(found["ids"], found["metadatas"], found["documents"]):
-                    record = records.get(metadata.get("article_id", ""))
-                    if record and record.content_hash == metadata.get("content_hash"):
-                        yield chunk_id, document, metadata
+                got = self._chunks.get(where={"article_id": {"$in": ids[begin : begin + _ARTICLES_PER_FETCH]}},
+                                       include=include)
+                yield got["ids"], got["metadatas"], got.get("documents") or [""] * len(got["ids"])
         except Exception as exc:
             raise self._wrap(exc) from None
 
@@ -517,23 +529,11 @@ class ChromaIndex:
         Writes are one at a time and each announces its articles first, so only the chunks of the
         latest write's articles need checking: at a million paragraphs a scan of every chunk took
         over two minutes of each ingest. An index without the announcement is scanned whole."""
-        def orphaned(metadata: dict) -> bool:
-            record = records.get(metadata.get("article_id", ""))
-            return record is None or record.content_hash != metadata.get("content_hash")
-
         last_write = self._last_write()
-        if last_write is None:
-            orphans = [chunk_id for ids, metadatas, _ in self._pages(self._chunks, ["metadatas"])
-                       for chunk_id, metadata in zip(ids, metadatas) if orphaned(metadata)]
-        else:
-            orphans = []
-            try:
-                for begin in range(0, len(last_write), _ARTICLES_PER_FETCH):
-                    got = self._chunks.get(where={"article_id": {"$in": last_write[begin : begin + _ARTICLES_PER_FETCH]}},
-                                           include=["metadatas"])
-                    orphans.extend(i for i, metadata in zip(got["ids"], got["metadatas"]) if orphaned(metadata))
-            except Exception as exc:
-                raise self._wrap(exc) from None
+        pages = (self._pages(self._chunks, ["metadatas"]) if last_write is None
+                 else self._chunk_pages_of(last_write, ["metadatas"]))
+        orphans = [chunk_id for ids, metadatas, _ in pages
+                   for chunk_id, metadata in zip(ids, metadatas) if not _is_committed(metadata, records)]
         try:
             for begin in range(0, len(orphans), _READ_PAGE):
                 self._chunks.delete(ids=orphans[begin : begin + _READ_PAGE])
@@ -561,7 +561,7 @@ class ChromaIndex:
         sequence = int(previous.get("sequence", 0)) + 1
         metadata = {"token": uuid.uuid4().hex, "sequence": sequence}
         self._seen_generations.add(metadata["token"])
-        model = embedding_model or previous.get("embedding_model") or (LEGACY_EMBEDDING_MODEL if previous else None)
+        model = embedding_model or _model_of(previous or None)
         if model:
             metadata["embedding_model"] = model
         self._commits.upsert(ids=[str(sequence)], embeddings=[_NO_VECTOR],
