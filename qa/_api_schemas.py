@@ -16,6 +16,7 @@ from pydantic import (
 
 from qa._models import ArticleRecord, ChatTurn, Citation, IngestReport, RetrievedParagraph, UnsupportedSentence
 from qa._service import MAX_K
+from qa._text import has_lone_surrogate
 from qa._uploads import UploadedFile
 
 # Every mode the bot knows; a server without an LLM configured answers "llm" with a 400
@@ -24,11 +25,8 @@ AnswerMode = Literal["extractive", "llm"]
 
 
 def _encodable(text: str) -> str:
-    # JSON may carry unpaired surrogates ("\ud800"); no tokenizer or store takes them.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text must be valid Unicode (it contains an unpaired surrogate)") from None
+    if has_lone_surrogate(text):
+        raise ValueError("text must be valid Unicode (it contains an unpaired surrogate)")
     return text
 
 

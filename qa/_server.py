@@ -19,6 +19,7 @@ import ui
 from qa._api import build_api, error_response
 from qa._config import Settings, load_settings, secret
 from qa._service import QAService
+from qa._text import has_lone_surrogate
 
 DEFAULT_UI_USER = "qa"
 # An event's JSON carries a question, a few settings and file records, never an article's text.
@@ -27,11 +28,7 @@ CHAT_EVENT_BODY_LIMIT = 1_000_000
 
 def _has_lone_surrogate(value: object) -> bool:
     if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
+        return has_lone_surrogate(value)
     if isinstance(value, dict):
         return any(_has_lone_surrogate(key) or _has_lone_surrogate(item) for key, item in value.items())
     if isinstance(value, list):

@@ -36,6 +36,7 @@ from qa._lock import exclusive_writer
 from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport
 from qa._retrieval import HybridRetriever, IndexSnapshot
 from qa._store import ChromaIndex, forget_open_clients
+from qa._text import has_lone_surrogate
 from qa._uploads import (
     OnConflict, PlannedUpload, UploadedFile, plan_uploads, restore, safe_upload_name, write_atomically,
 )
@@ -407,11 +408,8 @@ class QAService:
 
 
 def _check_unicode(text: str, what: str, error: type[InvalidInput] | type[InvalidQuestion]) -> None:
-    # JSON can carry unpaired surrogates ("\ud800"); no tokenizer, store or encoder takes them.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise error(f"{what} is not valid Unicode: it contains an unpaired surrogate") from None
+    if has_lone_surrogate(text):
+        raise error(f"{what} is not valid Unicode: it contains an unpaired surrogate")
 
 
 def _fallback_notice(reason: str) -> str:

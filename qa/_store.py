@@ -264,8 +264,9 @@ class ChromaIndex:
         if known is not None and (changed := self._changed_since(known[0], generation)) is not None:
             fetched = self._fetch_records(changed)
             records = {**known[1], **fetched}
+            # An article added and removed after ``known`` is in neither.
             for removed in changed - fetched.keys():
-                del records[removed]
+                records.pop(removed, None)
             if from_disk and self.generation() == generation:
                 self._write_manifest_copy(generation, records)
             return records

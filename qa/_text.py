@@ -18,6 +18,17 @@ _ABBREVIATIONS = {
 }
 
 
+
+def has_lone_surrogate(text: str) -> bool:
+    """Whether ``text`` holds an unpaired surrogate ("\\ud800"): JSON can carry one, but no
+    tokenizer, store or encoder takes it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def sentence_spans(text: str) -> list[tuple[int, int]]:
     """Spans of the sentences of ``text``, stripped of surrounding white space."""
     spans: list[tuple[int, int]] = []

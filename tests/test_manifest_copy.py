@@ -27,6 +27,13 @@ def _retitle_copy(copy: Path, title: str) -> None:
         pickle.dump((version, records), handle)
 
 
+def _folder_with_one_article(tmp_path: Path, title: str = "A second article") -> Path:
+    folder = tmp_path / "more"
+    folder.mkdir()
+    (folder / "note.txt").write_text(f"{title}\n\nIt says something else entirely.\n", encoding="utf-8")
+    return folder
+
+
 def test_a_fresh_service_reads_the_copy_of_the_current_generation(settings: Settings, tmp_path: Path) -> None:
     QAService(settings).ingest([SEEDS])
     (copy,) = _copies(settings)
@@ -35,9 +42,7 @@ def test_a_fresh_service_reads_the_copy_of_the_current_generation(settings: Sett
     _retitle_copy(copy, "read from the copy")
     assert {r.title for r in QAService(settings).snapshot().records.values()} == {"read from the copy"}
 
-    another = tmp_path / "more"
-    another.mkdir()
-    (another / "note.txt").write_text("A second article\n\nIt says something else entirely.\n", encoding="utf-8")
+    another = _folder_with_one_article(tmp_path)
     QAService(settings).ingest([another])  # a new generation, one article more
     # The older copy was brought forward: its (marked) records, plus the one article the commit
     # log says changed, read from Chroma; and it was left as the new generation's copy.
@@ -52,9 +57,7 @@ def test_a_copy_older_than_the_commit_log_is_not_used(settings: Settings, tmp_pa
     QAService(settings).ingest([SEEDS])
     (copy,) = _copies(settings)
     _retitle_copy(copy, "read from the copy")
-    another = tmp_path / "more"
-    another.mkdir()
-    (another / "note.txt").write_text("A second article\n\nIt says something else entirely.\n", encoding="utf-8")
+    another = _folder_with_one_article(tmp_path)
     writer = QAService(settings)
     writer.ingest([another])
     # As if more commits had landed since the copy than the log keeps.
@@ -70,9 +73,7 @@ def test_a_running_service_reads_only_what_changed(settings: Settings, tmp_path:
     reader = QAService(settings)
     reader.ingest([SEEDS])
     reader.snapshot()
-    another = tmp_path / "more"
-    another.mkdir()
-    (another / "note.txt").write_text("A second article\n\nIt says something else entirely.\n", encoding="utf-8")
+    another = _folder_with_one_article(tmp_path)
     QAService(settings).ingest([another])  # another service: as another process would
     for copy in _copies(settings):
         copy.unlink()  # so the reader cannot take the other's copy: it must bring its own records forward
@@ -94,3 +95,18 @@ def test_a_damaged_copy_is_read_from_chroma_instead(settings: Settings) -> None:
     copy.write_bytes(b"not a pickle")
     records = QAService(settings).snapshot().records
     assert len(records) == 1 and next(iter(records.values())).paragraphs
+
+
+def test_an_article_added_and_removed_since_the_copy_is_simply_absent(settings: Settings, tmp_path: Path) -> None:
+    reader = QAService(settings)
+    reader.ingest([SEEDS])
+    reader.snapshot()
+    another = _folder_with_one_article(tmp_path, "A short-lived article")
+    writer = QAService(settings)
+    writer.ingest([another])
+    (note_id,) = {a for a, r in writer.snapshot().records.items() if r.title == "A short-lived article"}
+    writer.delete_document(note_id)
+    for copy in _copies(settings):
+        copy.unlink()  # the reader must bring its own (older) records forward across both commits
+    records = reader.snapshot().records
+    assert note_id not in records and len(records) == 1
