@@ -28,6 +28,12 @@ class IndexSettings(_Section):
     upload_dir: Path = Path("uploads")
     writer_wait_s: float = 30.0
 
+    @property
+    def upload_folder(self) -> Path:
+        """Where uploads are saved: ``upload_dir`` under the index folder unless it is absolute,
+        so a server never writes into whatever folder it was started from."""
+        return (self.dir / self.upload_dir).resolve()
+
 
 class VectorStoreSettings(_Section):
     mode: Literal["embedded", "http", "cloud"] = "embedded"

@@ -188,9 +188,13 @@ class QAService:
 
     def ingest(self, paths: Iterable[Path], rebuild: bool = False,
                progress: Progress | None = None) -> IngestReport:
+        paths = list(paths)
         with self._writing("ingest", refresh=not rebuild):
             if rebuild:
                 self._drop_index()
+                # Uploaded articles have no other copy: a rebuild must not drop them from the index.
+                if self.settings.index.upload_folder.is_dir():
+                    paths.append(self.settings.index.upload_folder)
             report = self._ingestor().run(paths, progress)
         self.snapshot()
         return report
@@ -221,7 +225,7 @@ class QAService:
             if len(content) > limit:
                 raise UploadRejected(f"{safe_upload_name(name)} is {len(content):,} bytes; the limit is {limit:,}",
                                      http_status=413)
-        folder = Path(self.settings.index.upload_dir).resolve()
+        folder = self.settings.index.upload_folder
         folder.mkdir(parents=True, exist_ok=True)
         with self._writing("upload"):
             plans = plan_uploads(folder, files, on_conflict)
@@ -260,7 +264,7 @@ class QAService:
         with self._writing("delete"):
             self.index.remove_article(article_id)
             path = Path(record.path)
-            if path.parent == Path(self.settings.index.upload_dir).resolve():
+            if path.parent == self.settings.index.upload_folder:
                 path.unlink(missing_ok=True)
         self.snapshot()
         return record

@@ -197,6 +197,9 @@ class ChromaIndex:
         # The generations whose writes this client's view holds: the one it opened at and those
         # it committed itself (see has_seen).
         self._seen_generations = {self.generation()}
+        # The last manifest this object read or derived, by generation: an ingest reads it before
+        # its commit and again after, and at a million paragraphs each read of the copy is seconds.
+        self._last_records: tuple[str, dict[str, ArticleRecord]] | None = None
 
     def has_seen(self, generation: str) -> bool:
         """Whether this client's view of the store includes ``generation``.
@@ -256,29 +259,40 @@ class ChromaIndex:
         """
         if generation is None:
             generation = self.generation()
+        if self._last_records is not None and self._last_records[0] == generation:
+            return self._last_records[1]
+        records, consistent = self._read_records(generation, known)
+        if consistent:
+            self._last_records = (generation, records)
+        return records
+
+    def _read_records(self, generation: str, known: tuple[str, dict[str, ArticleRecord]] | None
+                      ) -> tuple[dict[str, ArticleRecord], bool]:
+        """The records of ``generation``, and whether they are exactly that generation's."""
         if (copied := self._read_manifest_copy(generation)) is not None:
-            return copied
-        from_disk = known is None
+            return copied, True
+        leave_copy = known is None  # a caller with records of its own (a running server) leaves none
         if known is None:
-            known = self._newest_manifest_copy()
+            known = self._last_records or self._newest_manifest_copy()
         if known is not None and (changed := self._changed_since(known[0], generation)) is not None:
             fetched = self._fetch_records(changed)
             records = {**known[1], **fetched}
             # An article added and removed after ``known`` is in neither.
             for removed in changed - fetched.keys():
                 records.pop(removed, None)
-            if from_disk and self.generation() == generation:
+            if leave_copy and self.generation() == generation:
                 self._write_manifest_copy(generation, records)
-            return records
+            return records, True
         records: dict[str, ArticleRecord] = {}
         for ids, metadatas, documents in self._pages(self._articles, ["metadatas", "documents"]):
             for article_id, metadata, document in zip(ids, metadatas, documents):
                 if article_id != _GENERATION_ID:
                     records[article_id] = _record_from_chroma(article_id, metadata, document)
         # A commit that landed while we read makes these records newer than ``generation``.
-        if self.generation() == generation:
+        consistent = self.generation() == generation
+        if consistent:
             self._write_manifest_copy(generation, records)
-        return records
+        return records, consistent
 
     def _manifest_copy(self, generation: str) -> Path:
         return Path(self._settings.index.dir) / "manifest" / f"records-{generation}.pkl"

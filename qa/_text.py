@@ -70,9 +70,14 @@ STOPWORDS = frozenset(
 )
 
 
+def tokens(text: str) -> list[str]:
+    """Word tokens as written (case kept), punctuation dropped, hyphenated and dotted words whole."""
+    return _WORD.findall(text)
+
+
 def words(text: str) -> list[str]:
-    """Lower-cased word tokens, punctuation dropped (hyphenated and dotted words kept whole)."""
-    return [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+    """Lower-cased :func:`tokens`."""
+    return [w.lower().replace("’", "'") for w in tokens(text)]
 
 
 @functools.lru_cache(maxsize=1 << 17)  # the vocabulary is small; stemming is on every query's path

@@ -110,3 +110,22 @@ def test_an_article_added_and_removed_since_the_copy_is_simply_absent(settings: 
         copy.unlink()  # the reader must bring its own (older) records forward across both commits
     records = reader.snapshot().records
     assert note_id not in records and len(records) == 1
+
+
+def test_an_ingest_reads_the_manifest_copy_once(settings: Settings, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    QAService(settings).ingest([SEEDS])
+    reads: list[str] = []
+    read = ChromaIndex._read_manifest_copy  # noqa: SLF001
+
+    def counted(self, generation):
+        copied = read(self, generation)
+        if copied is not None:
+            reads.append(generation)
+        return copied
+
+    monkeypatch.setattr(ChromaIndex, "_read_manifest_copy", counted)
+    writer = QAService(settings)
+    writer.ingest([_folder_with_one_article(tmp_path)])  # before its commit and after, one read
+    assert len(reads) == 1 and len(writer.snapshot().records) == 2
+    (copy,) = [c for c in _copies(settings) if writer.index.generation() in c.name]  # left for the next process

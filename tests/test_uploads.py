@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import SEED_FILE
-from qa import QAService, UploadConflict, UploadRejected, safe_upload_name
+from qa import QAService, UploadConflict, UploadRejected, load_settings, safe_upload_name
 
 ARTICLE = "Harbour bridge reopens\n\nThe harbour bridge reopened on Monday after {weeks} weeks of repairs.\n"
 
@@ -97,7 +97,7 @@ def test_a_file_without_text_is_skipped_and_not_kept_while_the_others_are_indexe
     outcomes, report = service.upload([("good.txt", article(2)), ("empty.txt", b"  \n")])
     assert [o.status for o in outcomes] == ["added", "skipped"]
     assert outcomes[1].note == "empty file" and report.skipped == [("empty.txt", "empty file")]
-    assert sorted(p.name for p in Path(service.settings.index.upload_dir).iterdir()) == ["good.txt"]
+    assert sorted(p.name for p in service.settings.index.upload_folder.iterdir()) == ["good.txt"]
 
 
 def test_an_oversized_file_refuses_the_whole_request(service: QAService) -> None:
@@ -105,12 +105,12 @@ def test_an_oversized_file_refuses_the_whole_request(service: QAService) -> None
     with pytest.raises(UploadRejected) as refused:
         service.upload([("small.txt", article(1)), ("big.txt", b"x" * (limit + 1))])
     assert refused.value.http_status == 413
-    assert not Path(service.settings.index.upload_dir).exists() or not any(Path(service.settings.index.upload_dir).iterdir())
+    assert not service.settings.index.upload_folder.exists() or not any(service.settings.index.upload_folder.iterdir())
 
 
 def test_a_failed_ingest_puts_every_file_back(service: QAService, monkeypatch: pytest.MonkeyPatch) -> None:
     service.upload([("bridge.txt", article(3))])
-    folder = Path(service.settings.index.upload_dir)
+    folder = service.settings.index.upload_folder
 
     def broken(*_args, **_kwargs):
         raise OSError("disk full")
@@ -123,8 +123,28 @@ def test_a_failed_ingest_puts_every_file_back(service: QAService, monkeypatch: p
 
 
 def test_an_upload_folder_entry_that_is_not_a_regular_file_is_a_conflict(service: QAService) -> None:
-    folder = Path(service.settings.index.upload_dir)
+    folder = service.settings.index.upload_folder
     folder.mkdir(parents=True)
     os.mkfifo(folder / "pipe.txt")
     with pytest.raises(UploadConflict, match="named pipe"):
         service.upload([("pipe.txt", SEED_FILE.read_bytes())], on_conflict="replace")
+
+
+def test_a_relative_upload_folder_is_under_the_index_not_the_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started_in = tmp_path / "started-here"
+    started_in.mkdir()
+    monkeypatch.chdir(started_in)
+    service = QAService(load_settings(environ={}, index={"dir": str(tmp_path / "index"), "upload_dir": "uploads"}))
+    outcomes, _ = service.upload([("bridge.txt", article(3))])
+    assert outcomes[0].status == "added"
+    assert (tmp_path / "index" / "uploads" / "bridge.txt").is_file()
+    assert not any(started_in.iterdir())
+
+
+def test_a_rebuild_keeps_the_uploaded_articles(service: QAService) -> None:
+    service.ingest([SEED_FILE.parent])
+    service.upload([("bridge.txt", article(3))])
+    before = {r.doc for r in service.documents()}
+    service.ingest([SEED_FILE.parent], rebuild=True)
+    assert {r.doc for r in service.documents()} == before and "bridge.txt" in before
