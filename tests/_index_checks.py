@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 from typing import Mapping
 
+import pytest
+
 from qa import QAService
+from qa._store import ChromaIndex
 
 from conftest import REPO, SHARED_DATA
 
@@ -53,3 +56,23 @@ def run_ingest(folder: Path, env: Mapping[str, str], interrupt_with: signal.Sign
                 break
     process.communicate(timeout=300)
     return process.returncode
+
+
+class ChromaReads:
+    """Counts what the keyword index fetches from Chroma, by wrapping the real methods."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.everything = 0
+        self.articles: list[set[str]] = []
+        committed, of_articles = ChromaIndex.committed_chunks, ChromaIndex.chunks_of_articles
+
+        def counted_committed(index, records):
+            self.everything += 1
+            return committed(index, records)
+
+        def counted_of_articles(index, records):
+            self.articles.append(set(records))
+            return of_articles(index, records)
+
+        monkeypatch.setattr(ChromaIndex, "committed_chunks", counted_committed)
+        monkeypatch.setattr(ChromaIndex, "chunks_of_articles", counted_of_articles)

@@ -14,8 +14,9 @@ from typing import Iterator
 import pytest
 
 from qa import QAService, StoreUnavailable
+from qa._text import terms
 
-from _index_checks import bbc_sample, index_state, run_ingest
+from _index_checks import ChromaReads, bbc_sample, index_state, run_ingest
 from _live import ChromaServer, chroma_server
 from conftest import REPO, SEEDS, make_settings
 
@@ -73,6 +74,27 @@ def test_an_ingest_in_another_process_is_seen_by_the_next_query(tmp_path: Path, 
     response = reader.ask("What did the port of Dover do at noon?")  # same process, no restart
     assert not response.abstained and "closed at noon" in response.answer
     assert response.citations[0].doc == "storm.txt"
+
+
+
+def test_a_worker_with_its_own_keyword_index_fetches_only_the_changed_article(
+        tmp_path: Path, chroma: ChromaServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two workers on one Chroma server, each with its own index folder (as on two machines): the
+    # one that did not write brings its keyword index forward by the one new article, no rebuild.
+    reader = _service(tmp_path / "reader", chroma)
+    reader.ingest([SEEDS])
+    assert not reader.snapshot().keyword.search(terms("dover gales"), 5)
+    extra = tmp_path / "more"
+    extra.mkdir()
+    (extra / "storm.txt").write_text(
+        "Storm closes port\n\nThe port of Dover closed at noon on Friday as gales reached 90mph.\n", encoding="utf-8")
+    writer = _service(tmp_path / "writer", chroma)
+    writer.ingest([extra])
+    reads = ChromaReads(monkeypatch)
+    snapshot = reader.snapshot()
+    [(ref, _)] = snapshot.keyword.search(terms("dover gales"), 5)
+    assert snapshot.records[ref.article_id].doc == "storm.txt"
+    assert (reads.everything, reads.articles) == (0, [{ref.article_id}])
 
 
 def test_server_stopped_mid_session_fails_fast_and_recovers(tmp_path: Path, chroma: ChromaServer) -> None:

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from _index_checks import bbc_sample, run_ingest
+from _index_checks import ChromaReads, bbc_sample, run_ingest
 from conftest import REPO, SEEDS, make_settings
 from qa import QAService
-from qa._store import ChromaIndex
 from qa._text import terms
 
 BRIDGE = ("Harbour bridge reopens\n\nThe Zorblatt harbour bridge reopened on Monday after seven weeks "
@@ -35,26 +34,6 @@ def keyword_results(service: QAService) -> list[list[tuple[str, float]]]:
     keyword = service.snapshot().keyword
     return [sorted((ref.chunk_id, round(score, 4)) for ref, score in keyword.search(terms(q), 20))
             for q in QUERIES]
-
-
-class ChromaReads:
-    """Counts what the keyword index fetches from Chroma, by wrapping the real methods."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.everything = 0
-        self.articles: list[set[str]] = []
-        committed, of_articles = ChromaIndex.committed_chunks, ChromaIndex.chunks_of_articles
-
-        def counted_committed(index, records):
-            self.everything += 1
-            return committed(index, records)
-
-        def counted_of_articles(index, records):
-            self.articles.append(set(records))
-            return of_articles(index, records)
-
-        monkeypatch.setattr(ChromaIndex, "committed_chunks", counted_committed)
-        monkeypatch.setattr(ChromaIndex, "chunks_of_articles", counted_of_articles)
 
 
 @pytest.fixture
