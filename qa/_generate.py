@@ -255,45 +255,68 @@ def support_score(lexical: float, dense: float) -> float:
 
 def check_citations(answer: str, numbering: dict[int, int], sources: Sequence[Candidate], embedder,
                     keyword: KeywordIndex, threshold: float, removed: int) -> CheckedAnswer:
-    """Score each sentence against the paragraphs it cites; build citations from the index records."""
-    by_shown = {shown: sources[source - 1] for source, shown in numbering.items()}
+    """Score each sentence against the paragraphs it cites; build citations from the index records.
+
+    A small model often states a fact of one source and writes another's number ("The THAAD was
+    deployed by South Korea. [2]", from source 1). When every sentence that cites [n] alone fails
+    against n's paragraph and all of them pass against one other source that no number shows,
+    [n] is pointed at that source: the text the reader has seen keeps its numbers, and the
+    citation opens the paragraph that says it (counted in ``reattributed``)."""
+    shown_source = {shown: source for source, shown in numbering.items()}
     sentences = [s for s in answer_sentences(answer) if terms(s.claim)]
-    paragraph_sentences = {
-        shown: [(a, b) for a, b in sentence_spans(c.paragraph.text)] or [(0, len(c.paragraph.text))]
-        for shown, c in by_shown.items()
-    }
+    paragraph_sentences = [sentence_spans(c.paragraph.text) or [(0, len(c.paragraph.text))] for c in sources]
     texts = [s.claim for s in sentences]
-    offsets: dict[int, int] = {}
-    for shown, spans in paragraph_sentences.items():
-        offsets[shown] = len(texts)
-        texts.extend(by_shown[shown].paragraph.text[a:b] for a, b in spans)
-        texts.append(by_shown[shown].paragraph.text)
+    offsets: list[int] = []
+    for candidate, spans in zip(sources, paragraph_sentences):
+        offsets.append(len(texts))
+        texts.extend(candidate.paragraph.text[a:b] for a, b in spans)
+        texts.append(candidate.paragraph.text)
     vectors = embedder.embed(texts) if texts else np.zeros((0, 1))
+
+    def similarities(i: int, source: int) -> np.ndarray:
+        """Sentence ``i`` against each sentence of ``source`` (1-based), then its whole paragraph."""
+        begin = offsets[source - 1]
+        return vectors[begin:begin + len(paragraph_sentences[source - 1]) + 1] @ vectors[i]
+
+    def support(i: int, cited: list[int]) -> tuple[float, bool]:
+        """The support score of sentence ``i`` in the ``cited`` sources, and whether it passes."""
+        cited_text = " ".join(f"{sources[n - 1].record.title} {sources[n - 1].paragraph.section} "
+                              f"{sources[n - 1].paragraph.text}" for n in cited)
+        dense = max(float(similarities(i, n).max()) for n in cited)
+        score = support_score(lexical_support(sentences[i].claim, cited_text, keyword), dense)
+        return score, score >= threshold and not _numbers(sentences[i].claim) - _numbers(cited_text)
+
+    reattributed = 0
+    for shown, source in list(shown_source.items()):
+        citing = [i for i, s in enumerate(sentences) if shown in s.markers]
+        if not citing or any(len([n for n in sentences[i].markers if n in shown_source]) > 1 for i in citing):
+            continue
+        if any(support(i, [source])[1] for i in citing):
+            continue
+        unshown = [n for n in range(1, len(sources) + 1) if n not in shown_source.values()]
+        passing = [(min(support(i, [n])[0] for i in citing), n) for n in unshown
+                   if all(support(i, [n])[1] for i in citing)]
+        if passing:
+            shown_source[shown] = max(passing)[1]
+            reattributed += 1
 
     unsupported: list[UnsupportedSentence] = []
     best_quote: dict[int, tuple[float, int]] = {}  # shown number → (similarity, sentence index)
     supported = 0
     for i, sentence in enumerate(sentences):
-        cited = [n for n in dict.fromkeys(sentence.markers) if n in by_shown]
+        cited = [n for n in dict.fromkeys(sentence.markers) if n in shown_source]
         if not cited:
             unsupported.append(UnsupportedSentence(text=sentence.text, start=sentence.start, end=sentence.end,
                                                    citations=list(sentence.markers), support=0.0,
                                                    reason="no_citation"))
             continue
-        cited_text = " ".join(f"{by_shown[n].record.title} {by_shown[n].paragraph.section} "
-                              f"{by_shown[n].paragraph.text}" for n in cited)
-        lexical = lexical_support(sentence.claim, cited_text, keyword)
-        dense = 0.0
         for n in cited:
-            count = len(paragraph_sentences[n])
-            similarities = vectors[offsets[n]:offsets[n] + count + 1] @ vectors[i]
-            dense = max(dense, float(similarities.max()))
-            best = int(similarities[:count].argmax())
-            if float(similarities[best]) > best_quote.get(n, (-1.0, 0))[0]:
-                best_quote[n] = (float(similarities[best]), best)
-        score = support_score(lexical, dense)
-        invented_numbers = _numbers(sentence.claim) - _numbers(cited_text)
-        if score >= threshold and not invented_numbers:
+            found = similarities(i, shown_source[n])[:-1]
+            best = int(found.argmax())
+            if float(found[best]) > best_quote.get(n, (-1.0, 0))[0]:
+                best_quote[n] = (float(found[best]), best)
+        score, passes = support(i, [shown_source[n] for n in cited])
+        if passes:
             supported += 1
         else:
             unsupported.append(UnsupportedSentence(text=sentence.text, start=sentence.start, end=sentence.end,
@@ -301,16 +324,16 @@ def check_citations(answer: str, numbering: dict[int, int], sources: Sequence[Ca
                                                    reason="not_supported"))
 
     citations = []
-    for shown in sorted(by_shown):
-        candidate = by_shown[shown]
+    for shown in sorted(shown_source):
+        candidate = sources[shown_source[shown] - 1]
         public = candidate.public()
         quote = {}
         if shown in best_quote:
-            a, b = paragraph_sentences[shown][best_quote[shown][1]]
+            a, b = paragraph_sentences[shown_source[shown] - 1][best_quote[shown][1]]
             quote = {"quote_start": candidate.paragraph.start + a, "quote_end": candidate.paragraph.start + b}
         citations.append(Citation(n=shown, **public.model_dump(exclude={"score"}), **quote))
     check = CitationCheck(sentences=len(sentences), supported=supported, removed_citations=removed,
-                          threshold=threshold)
+                          threshold=threshold, reattributed=reattributed)
     return CheckedAnswer(citations, unsupported, check)
 
 

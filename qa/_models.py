@@ -151,6 +151,8 @@ class CitationCheck(BaseModel):
     supported: int = Field(description="sentences with a valid citation whose paragraph supports them")
     removed_citations: int = Field(description="[n] markers removed because no source n was given")
     threshold: float = Field(description="support score a sentence needed")
+    reattributed: int = Field(default=0, description="[n] markers pointed at another given source, the one "
+                              "that supports every sentence citing [n] when n's own paragraph does not")
     fallback: str | None = Field(default=None, description="why the generated answer was replaced "
                                  "by the extractive one, when it was")
 

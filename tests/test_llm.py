@@ -182,6 +182,21 @@ def test_citations_are_renumbered_in_order_of_use(service: QAService, scripted: 
     assert_citations_are_sources(response, articles(index_root))
 
 
+
+def test_a_fact_cited_to_the_wrong_source_opens_the_paragraph_that_says_it(
+        service: QAService, scripted: ScriptedLLM, index_root: Path) -> None:
+    ranked = service.ask(MISSILES, k=5, mode="extractive").retrieved
+    assert CLAIM.lower() in ranked[0].text.lower() and "four hundred" not in ranked[2].text
+    scripted.play(Reply([f"{CLAIM} [3]."]))  # the fact of source 1, the number of source 3
+    text, response = streamed(service, k=5)
+    assert response.mode == "llm" and response.notice is None and text == response.answer
+    assert response.answer == f"{CLAIM} [1]."  # numbered in order of use, as shown while streaming
+    [citation] = response.citations
+    assert citation.text == ranked[0].text
+    assert (response.citation_check.supported, response.citation_check.reattributed) == (1, 1)
+    assert_citations_are_sources(response, articles(index_root))
+
+
 def test_a_sentence_its_paragraph_does_not_support_is_flagged(service: QAService, scripted: ScriptedLLM) -> None:
     scripted.play(Reply([f"{CLAIM} [1]. The shield was paid for by Brazil in 1987 [1]. ",
                          "Around 9000 anti-ballistic missiles will encompass Russia [1]."]))
