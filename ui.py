@@ -4,8 +4,9 @@ articles.
 
 Article text and questions are untrusted. Nothing here hands them to Markdown or to the
 browser as HTML: every page fragment is built by the ``render_*`` functions below, which pass
-each piece of untrusted text through :func:`html.escape`. The one script on the page
-(:data:`CITATION_SCRIPT`) only moves elements that this module rendered.
+each piece of untrusted text through :func:`html.escape`. The page's scripts only move elements
+that this module rendered (:data:`CITATION_SCRIPT`, :data:`SOURCES_SCRIPT`) or write numbers the
+user typed as text (:data:`SOURCES_NOTE_SCRIPT`); none of them parses a string as HTML.
 
 Every event's arguments are untrusted too: any client can call an event with any JSON, not only
 what the page would send. No handler takes a server path from the client: the upload event reads
@@ -48,11 +49,18 @@ UPLOAD_TYPES = [".txt", ".md", ".markdown", ".html", ".htm"]
 ANSWER_MODES = {
     "extractive": "Extractive: quotes the articles",
     "llm": "LLM: written answer",
+    "judged": "Extractive, checked by the LLM",
 }
 # The one answer for every file an upload event names that Gradio's upload route did not write:
 # the same whether the path exists or not, so it cannot be used to probe the server's files.
 NOT_UPLOADED = "not a file uploaded through this page; upload it with the Upload box"
 K_RANGE = f"The number of sources (k) must be a whole number from 1 to {MAX_K}."
+# The chat's own range is the slider's: a client that sends more than the page offers is told so.
+SOURCES_RANGE = f"Sources to use must be a whole number from 1 to {MAX_SOURCES}."
+# How much of a refused, too-long question the chat repeats: the whole of it stays in the box.
+SHOWN_QUESTION_CHARS = 280
+
+Span = tuple[int, int]  # [begin, end) offsets into a text
 
 
 # -- conversation state ----------------------------------------------------------------------
@@ -71,7 +79,8 @@ class SourceView:
     section: str
     # (number, text) of the cited paragraph and its neighbours, in reading order
     context: tuple[tuple[int, str], ...]
-    quote: tuple[int, int] | None = None  # the cited sentence, as offsets into the paragraph text
+    # every sentence the citation quotes, as sorted, non-overlapping offsets into the paragraph text
+    quotes: tuple[Span, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,8 +111,49 @@ def history_of(entries: list[ChatEntry]) -> list[ChatTurn]:
     return turns
 
 
+def merged_spans(spans: list[Span] | tuple[Span, ...], length: int) -> tuple[Span, ...]:
+    """``spans`` inside ``0..length``, sorted, with overlapping or touching ones joined."""
+    merged: list[Span] = []
+    for begin, end in sorted(span for span in spans if 0 <= span[0] < span[1] <= length):
+        if merged and begin <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((begin, end))
+    return tuple(merged)
+
+
+def claims_citing(answer: str, label: str) -> list[str]:
+    """The text before each ``label`` marker in ``answer``, back to the previous marker: the
+    sentence that marker backs. "claim [1] [2]" gives "claim" to both markers."""
+    claims: list[str] = []
+    position, previous = 0, ""
+    for marker in _MARKER.finditer(answer):
+        claim = answer[position:marker.start()].strip().strip("…").strip()
+        claim = claim or previous
+        if marker.group(0) == label and claim:
+            claims.append(claim)
+        position, previous = marker.end(), claim
+    return claims
+
+
+def quoted_spans(answer: str, label: str, text: str, own: tuple[int, int] | None) -> tuple[tuple[int, int], ...]:
+    """Every sentence of ``text`` (a cited paragraph) that the answer quotes under ``label``.
+
+    A citation carries one quote span, the first sentence it backs; an extractive answer that
+    takes two sentences from one paragraph cites both with the same ``[n]``, and each of them is
+    a verbatim cut of the paragraph, so the others are found by looking them up in it. A
+    written (LLM) answer paraphrases: only the citation's own span is found then.
+    """
+    spans = [own] if own else []
+    for claim in claims_citing(answer, label):
+        found = text.find(claim)
+        if found >= 0:
+            spans.append((found, found + len(claim)))
+    return merged_spans(spans, len(text))
+
+
 def source_view(service: QAService, paragraph: Citation | RetrievedParagraph, key: str,
-                label: str) -> SourceView:
+                label: str, answer: str = "") -> SourceView:
     try:
         record = service.document(paragraph.article_id)
         paragraphs = record.paragraphs
@@ -114,15 +164,18 @@ def source_view(service: QAService, paragraph: Citation | RetrievedParagraph, ke
     context = tuple((p.number, p.text) for p in paragraphs if p.number in numbers)
     if not any(number == paragraph.paragraph for number, _ in context):
         context = ((paragraph.paragraph, paragraph.text),)
-    quote = None
-    if isinstance(paragraph, Citation) and paragraph.quote_start is not None and paragraph.quote_end is not None:
-        begin, end = paragraph.quote_start - paragraph.start, paragraph.quote_end - paragraph.start
-        if 0 <= begin < end <= len(paragraph.text):
-            quote = (begin, end)
+    quotes: tuple[tuple[int, int], ...] = ()
+    if isinstance(paragraph, Citation):
+        own = None
+        if paragraph.quote_start is not None and paragraph.quote_end is not None:
+            own = (paragraph.quote_start - paragraph.start, paragraph.quote_end - paragraph.start)
+        # Offsets into the cited paragraph as the panel shows it: its text in the article.
+        shown = dict(context).get(paragraph.paragraph, paragraph.text)
+        quotes = quoted_spans(answer, label, shown, own if shown == paragraph.text else None)
     return SourceView(
         key=key, label=label, title=paragraph.title, doc=paragraph.doc, paragraph=paragraph.paragraph,
         paragraph_total=len(paragraphs) or paragraph.paragraph, section=paragraph.section,
-        context=context, quote=quote,
+        context=context, quotes=quotes,
     )
 
 
@@ -148,7 +201,7 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(escape(sentence(message)), print_exception=False)
 
 
-def sources_count(k: object) -> int | None:
+def sources_count(k: object, maximum: int = MAX_K, message: str = K_RANGE) -> int | None:
     """``k`` as the client sent it (slider float, JSON number or text), checked; None: the default."""
     if k is None:
         return None
@@ -156,9 +209,23 @@ def sources_count(k: object) -> int | None:
         k = int(k)
     elif isinstance(k, str) and re.fullmatch(r"\s*\d{1,3}\s*", k):
         k = int(k)
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-        raise ValueError(K_RANGE)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= maximum:
+        raise ValueError(message)
     return k
+
+
+def too_long(question: str, limit: int) -> str | None:
+    """What the chat says about a question over ``limit`` characters, before the service sees it."""
+    if len(question) <= limit:
+        return None
+    return (f"The question is {len(question):,} characters long; the limit is {limit:,} characters. "
+            f"Shorten it by {len(question) - limit:,} characters and ask again: it is still in the box.")
+
+
+def shortened(question: str) -> str:
+    if len(question) <= SHOWN_QUESTION_CHARS:
+        return question
+    return question[:SHOWN_QUESTION_CHARS].rstrip() + f"… ({len(question):,} characters)"
 
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -204,7 +271,7 @@ def render_answer_text(answer: str, citations: tuple[SourceView, ...], clickable
 
 def render_source_card(view: SourceView) -> str:
     cited = dict(view.context).get(view.paragraph, "")
-    excerpt = cited[view.quote[0]:view.quote[1]] if view.quote else cited
+    excerpt = " … ".join(cited[begin:end] for begin, end in view.quotes) if view.quotes else cited
     if len(excerpt) > 220:
         excerpt = excerpt[:217].rstrip() + "…"
     label = f'<span class="card-label">{escape(view.label)}</span>' if view.label else ""
@@ -216,11 +283,15 @@ def render_source_card(view: SourceView) -> str:
     )
 
 
-def render_paragraph_text(text: str, quote: tuple[int, int] | None) -> str:
-    if quote is None:
-        return escape(text)
-    begin, end = quote
-    return f"{escape(text[:begin])}<mark>{escape(text[begin:end])}</mark>{escape(text[end:])}"
+def render_paragraph_text(text: str, quotes: tuple[tuple[int, int], ...] = ()) -> str:
+    """``text`` with each quoted span marked; the spans are merged first, so marks never nest."""
+    pieces: list[str] = []
+    position = 0
+    for begin, end in merged_spans(quotes, len(text)):
+        pieces.append(f"{escape(text[position:begin])}<mark>{escape(text[begin:end])}</mark>")
+        position = end
+    pieces.append(escape(text[position:]))
+    return "".join(pieces)
 
 
 def render_source_detail(view: SourceView) -> str:
@@ -231,16 +302,18 @@ def render_source_detail(view: SourceView) -> str:
         items.append(
             f'<li class="para{" is-cited" if cited else ""}" data-paragraph="{number}">'
             f'<span class="para-number">¶{number}</span>'
-            f'<p>{render_paragraph_text(text, view.quote if cited else None)}</p></li>'
+            f'<p>{render_paragraph_text(text, view.quotes if cited else ())}</p></li>'
         )
     section = f'<span class="detail-section">{escape(view.section)}</span>' if view.section else ""
     label = f'<span class="card-label">{escape(view.label)}</span> ' if view.label else ""
+    # The header is sticky in the panel's scrolling body: in a long paragraph the reader still
+    # sees which article and which paragraph the marked sentence comes from.
     return (
         f'<div class="source-detail" data-source-detail="{view.key}" hidden>'
-        f'<h3 class="detail-title">{label}{escape(view.title)}</h3>'
+        f'<div class="detail-header"><h3 class="detail-title">{label}{escape(view.title)}</h3>'
         f'<p class="detail-meta"><span class="detail-doc">{escape(view.doc)}</span>'
         f'<span class="detail-paragraph">Paragraph {view.paragraph} of {view.paragraph_total}</span>'
-        f"{section}</p>"
+        f"{section}</p></div>"
         f'<ol class="context">{"".join(items)}</ol></div>'
     )
 
@@ -290,7 +363,8 @@ def render_conversation(entries: list[ChatEntry], examples_hint: bool = True) ->
 
 SOURCES_PANEL = (
     '<section class="sources" aria-label="Sources">'
-    '<h2 class="sources-heading">Sources</h2>'
+    '<div class="sources-top"><h2 class="sources-heading">Sources</h2>'
+    '<button type="button" class="sources-close" aria-label="Close the source" hidden>Close ✕</button></div>'
     '<p class="sources-empty">Click a citation such as <span class="cite-sample">[1]</span> or a source '
     "card to read the cited paragraph in its article.</p>"
     '<div class="sources-body" aria-live="polite"></div></section>'
@@ -314,6 +388,12 @@ def render_header(service: QAService) -> str:
         "<p>Answers from news articles, citing the exact paragraph behind every claim. "
         f'<span class="index-summary">{escape(summary)}</span></p></header>'
     )
+
+
+def render_delete_question(record: ArticleRecord) -> str:
+    return (f'<p class="delete-question" role="alert">Delete <strong>{escape(record.doc)}</strong> '
+            f"(“{escape(record.title)}”, {plural(len(record.paragraphs), 'paragraph')})? It leaves the "
+            "index, and an uploaded file leaves the upload folder; this cannot be undone.</p>")
 
 
 def format_ingested(stamp: str) -> str:
@@ -366,11 +446,42 @@ def render_upload_report(lines: list[tuple[bool, str]]) -> str:
     return f'<ul class="upload-report">{items}</ul>' if items else ""
 
 
-# -- the page's one script and its styles ------------------------------------------------------
+# -- the page's scripts and styles --------------------------------------------------------------
 
 # Opens a source in the panel beside the chat: clones the hidden detail that render_entry placed
-# in the same turn (already-escaped markup, so nothing is parsed from strings here).
+# in the same turn (already-escaped markup, so nothing is parsed from strings here). Also keeps
+# the newest turn in view: Gradio's own autoscroll follows only when the box was within 100 px of
+# its end, so from the second question on (a new turn adds more) the answer landed out of sight.
 CITATION_SCRIPT = r"""
+const scroller = () => {
+  for (let node = element.parentElement; node; node = node.parentElement) {
+    const overflow = getComputedStyle(node).overflowY;
+    if (overflow === 'auto' || overflow === 'scroll') return node;
+  }
+  return null;
+};
+let turnsShown = 0;
+let following = true;
+// Scrolling by hand while an answer streams in stops the following, until the next question.
+['wheel', 'touchmove'].forEach((name) => element.addEventListener(name, () => { following = false; },
+                                                                   {passive: true}));
+const followNewest = () => {
+  const turns = element.querySelectorAll('.turn');
+  if (turns.length !== turnsShown) { turnsShown = turns.length; following = true; }
+  const box = scroller();
+  const newest = turns[turns.length - 1];
+  if (!box || !newest || !following) return;
+  const view = box.getBoundingClientRect();
+  const turn = newest.getBoundingClientRect();
+  // The end of the answer in view, but never so far that its question leaves the top.
+  const toEnd = turn.bottom - view.bottom + 8;
+  const toQuestion = turn.top - view.top - 8;
+  box.scrollTop += Math.min(toEnd, toQuestion);
+};
+// Gradio patches the element's content on every update; the page's own clicks change classes
+// only, which are not watched, so opening an older turn's source does not scroll the chat away.
+new MutationObserver(followNewest).observe(element, {childList: true, subtree: true, characterData: true});
+
 element.addEventListener('click', (event) => {
   const opener = event.target.closest('[data-source]');
   if (!opener || !element.contains(opener)) return;
@@ -386,11 +497,33 @@ element.addEventListener('click', (event) => {
   body.dataset.turn = turn.dataset.turn;
   body.dataset.source = opener.dataset.source;
   panel.querySelector('.sources-empty').hidden = true;
+  panel.querySelector('.sources-close').hidden = false;
   element.querySelectorAll('.is-open').forEach((node) => node.classList.remove('is-open'));
   turn.querySelectorAll('[data-source="' + opener.dataset.source + '"]')
     .forEach((node) => node.classList.add('is-open'));
   const cited = body.querySelector('.is-cited');
-  if (cited) cited.scrollIntoView({block: 'nearest'});
+  if (!cited) return;
+  // The first marked sentence just below the pinned header (scrollIntoView would put it under it).
+  const header = copy.querySelector('.detail-header');
+  const pinned = header ? header.offsetHeight : 0;
+  const target = cited.querySelector('mark') || cited;
+  const offset = target.getBoundingClientRect().top - body.getBoundingClientRect().top + body.scrollTop;
+  const citedTop = cited.getBoundingClientRect().top - body.getBoundingClientRect().top + body.scrollTop;
+  const fits = cited.offsetHeight <= body.clientHeight - pinned;
+  body.scrollTop = Math.max(0, (fits ? citedTop : offset - 24) - pinned - 4);
+  // On a narrow screen the panel sits below the chat: bring the sentence into the window too.
+  target.scrollIntoView({block: 'nearest'});
+});
+"""
+
+# The panel's close button. The panel content was placed by CITATION_SCRIPT, so it is emptied here.
+SOURCES_SCRIPT = r"""
+element.addEventListener('click', (event) => {
+  if (!event.target.closest('.sources-close')) return;
+  element.querySelector('.sources-body').replaceChildren();
+  element.querySelector('.sources-empty').hidden = false;
+  element.querySelector('.sources-close').hidden = true;
+  document.querySelectorAll('#conversation .is-open').forEach((node) => node.classList.remove('is-open'));
 });
 """
 
@@ -401,8 +534,56 @@ CLEAR_SOURCES_SCRIPT = """
   if (panel) {
     panel.querySelector('.sources-body').replaceChildren();
     panel.querySelector('.sources-empty').hidden = false;
+    panel.querySelector('.sources-close').hidden = true;
   }
 }
+"""
+
+# Gradio's number box beside the "Sources to use" slider takes any number and, when it loses focus,
+# quietly puts an out-of-range one back in range. This says so, under the slider. It listens in the
+# capture phase, so it reads what was typed before Gradio's own blur handler changes it, and it
+# writes only textContent.
+SOURCES_NOTE_SCRIPT = r"""
+const note = element.querySelector('.sources-note');
+// Shown inside the slider's own box, right under it (moved there when first needed: the slider
+// may not be on the page yet when this runs); the empty block it came in would leave a gap.
+const holder = element.closest('#sources-note');
+if (holder) holder.style.display = 'none';
+const show = (box, message) => {
+  const slider = box.closest('#sources-to-use');
+  if (slider && note.parentElement !== slider) slider.append(note);
+  note.textContent = message;
+  note.hidden = !message;
+};
+const typedBox = (event) => {
+  const box = event.target;
+  return box instanceof HTMLInputElement && box.closest('#sources-to-use') ? box : null;
+};
+document.addEventListener('blur', (event) => {
+  const box = typedBox(event);
+  if (!box || box.type !== 'number') return;
+  const typed = box.value.trim();
+  const value = Number(typed);
+  const low = Number(box.min);
+  const high = Number(box.max);
+  let message = '';
+  if (typed === '' || !Number.isFinite(value)) {
+    message = 'Sources to use needs a number from ' + low + ' to ' + high + '.';
+  } else if (value > high) {
+    message = typed + ' is more than ' + high + ', the most Sources to use allows: set to ' + high + '.';
+  } else if (value < low) {
+    message = typed + ' is less than ' + low + ', the fewest Sources to use allows: set to ' + low + '.';
+  } else if (!Number.isInteger(value)) {
+    message = 'Sources to use takes whole numbers only: ' + typed + ' will be refused.';
+  }
+  show(box, message);
+}, true);
+document.addEventListener('input', (event) => {
+  const box = typedBox(event);
+  if (!box) return;
+  const value = Number(box.value);
+  if (Number.isInteger(value) && value >= Number(box.min) && value <= Number(box.max)) show(box, '');
+}, true);
 """
 
 HEADER_CSS = """
@@ -455,13 +636,21 @@ CONVERSATION_CSS = """
 SOURCES_CSS = """
 .sources { padding: 12px 14px; border: 1px solid var(--border-color-primary); border-radius: 12px;
   background: var(--background-fill-secondary); }
-.sources-heading { margin: 0 0 6px; font-size: 1.1rem; }
+.sources-top { display: flex; align-items: center; justify-content: space-between; gap: 8px; margin: 0 0 6px; }
+.sources-heading { margin: 0; font-size: 1.1rem; }
+.sources-close { font: inherit; font-size: 0.85em; cursor: pointer; padding: 4px 10px; border-radius: 8px;
+  min-height: 32px; background: var(--background-fill-primary); border: 1px solid var(--border-color-primary); }
+.sources-close:hover { border-color: var(--color-accent); }
+.sources-close[hidden], .sources-empty[hidden] { display: none; }
 .sources-empty { color: var(--body-text-color-subdued); margin: 0; }
 .cite-sample { font-weight: 700; color: var(--color-accent); }
-.sources-body { max-height: 70vh; overflow-y: auto; }
+/* Short enough that the whole panel, header included, fits the window beside the chat. */
+.sources-body { max-height: min(60vh, calc(100vh - 260px)); min-height: 0; overflow-y: auto; position: relative; }
+.detail-header { position: sticky; top: 0; z-index: 1; padding: 0 0 6px; margin: 0 0 6px;
+  background: var(--background-fill-secondary); border-bottom: 1px solid var(--border-color-primary); }
 .detail-title { margin: 4px 0; font-size: 1rem; overflow-wrap: anywhere; }
 .card-label { color: var(--color-accent); }
-.detail-meta { display: flex; flex-wrap: wrap; gap: 4px 12px; margin: 0 0 8px; font-size: 0.85em;
+.detail-meta { display: flex; flex-wrap: wrap; gap: 4px 12px; margin: 0; font-size: 0.85em;
   color: var(--body-text-color-subdued); }
 .detail-doc { font-family: var(--font-mono); overflow-wrap: anywhere; }
 .context { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 6px; }
@@ -484,6 +673,15 @@ LIBRARY_CSS = """
 .col-count { text-align: right; }
 .col-date { white-space: nowrap; }
 .library-empty { color: var(--body-text-color-subdued); }
+"""
+
+# Inline, not a css_template: the script moves the note out of its component, where Gradio's
+# scoped styles no longer reach it.
+SOURCES_NOTE = ('<p class="sources-note" role="status" hidden style="margin: 6px 0 0; font-size: 0.85em; '
+                'font-weight: 600; color: var(--error-text-color, #b91c1c);"></p>')
+
+DELETE_QUESTION_CSS = """
+.delete-question { margin: 0; padding: 8px 10px; overflow-wrap: anywhere; }
 """
 
 REPORT_CSS = """
@@ -512,6 +710,7 @@ class ChatUI:
         labels = dict(ANSWER_MODES)
         if self.settings.llm.backend == "local":  # a 1.5B model on the CPU: seconds per answer, not ms
             labels["llm"] += " (local model, slower)"
+            labels["judged"] += " (local model, slower)"
         return [(labels[mode], mode) for mode in self.service.answer_modes]
 
     def respond(self, question: str, entries: list[ChatEntry], k: float, mode: str
@@ -521,19 +720,27 @@ class ChatUI:
         ``mode`` is the answer mode picked in the settings; each answer's footnote shows the mode
         that produced it (an LLM answer the check replaced says extractive, with its notice).
         """
-        question = question.strip() if isinstance(question, str) else ""
+        typed = question if isinstance(question, str) else ""
+        question = typed.strip()
         if not question:
             yield render_conversation(entries), entries, ""
             return
         history = history_of(entries)
         entry = ChatEntry(question=displayable(question))
-        yield render_conversation([*entries, entry]), entries, ""
-        try:
-            sources = sources_count(k)
-        except ValueError as exc:
-            done = [*entries, replace(entry, state="error", error=str(exc))]
-            yield render_conversation(done), done, ""
+        # Refused before the box is cleared: the user fixes the question (or the setting) in place.
+        refusal = too_long(question, self.settings.answer.max_question_chars)
+        if refusal:
+            entry = replace(entry, question=displayable(shortened(question)))
+        else:
+            try:
+                sources = sources_count(k, MAX_SOURCES, SOURCES_RANGE)
+            except ValueError as exc:
+                refusal = str(exc)
+        if refusal:
+            done = [*entries, replace(entry, state="error", error=refusal)]
+            yield render_conversation(done), done, typed
             return
+        yield render_conversation([*entries, entry]), entries, ""
         try:
             for event in self.service.ask_stream(question, history, k=sources, mode=mode or None):
                 if isinstance(event, AnswerDelta):
@@ -548,10 +755,12 @@ class ChatUI:
             entry = replace(entry, state="error",
                             error="Something went wrong on the server while answering. Please try again.")
         done = [*entries, entry]
-        yield render_conversation(done), done, ""
+        # A question that could not be answered goes back into the box, to be asked again as it is.
+        yield render_conversation(done), done, typed if entry.state == "error" else ""
 
     def finished_entry(self, question: str, response: AskResponse) -> ChatEntry:
-        citations = tuple(source_view(self.service, c, f"c{c.n}", f"[{c.n}]") for c in response.citations)
+        citations = tuple(source_view(self.service, c, f"c{c.n}", f"[{c.n}]", response.answer)
+                          for c in response.citations)
         closest = {r.article_id: r for r in reversed(response.related)}  # best paragraph per article
         ordered = [r for r in response.related if closest.get(r.article_id) is r]
         related = tuple(source_view(self.service, r, f"r{i}", "") for i, r in enumerate(ordered))
@@ -665,15 +874,42 @@ class ChatUI:
         except OSError:
             pass  # gone already, or the hash folder still holds another client's upload
 
-    def delete(self, article_id: str | None) -> tuple[str, str, str, dict]:
-        if not article_id:
-            return (render_upload_report([(False, "Choose an article to delete first.")]), *self.library_view())
+    def ask_to_delete(self, article_id: object) -> tuple[str, dict, str, str | None]:
+        """The first step of a delete: (status, confirmation box, its question, article waiting).
+
+        Nothing is deleted here. The article waits in the session's state, which only the server
+        holds, so a client cannot confirm a delete it was never asked about, and a pick changed
+        after this step does not change what the confirmation deletes.
+        """
+        hidden = gr.update(visible=False)
+        if not isinstance(article_id, str) or not article_id:
+            return render_upload_report([(False, "Choose an article to delete first.")]), hidden, "", None
         try:
-            record = self.service.delete_document(article_id)
+            record = self.service.document(article_id)
+        except QAError as exc:
+            return render_upload_report([(False, sentence(exc.message))]), hidden, "", None
+        return "", gr.update(visible=True), render_delete_question(record), article_id
+
+    def delete(self, waiting: object) -> tuple[str, str, str, dict, dict, None]:
+        """The confirmed delete of the article :meth:`ask_to_delete` asked about."""
+        hidden = gr.update(visible=False)
+        if not isinstance(waiting, str) or not waiting:
+            line = (False, "No delete is waiting for confirmation: choose an article and click Delete article.")
+            return (render_upload_report([line]), *self.library_view(), hidden, None)
+        try:
+            record = self.service.delete_document(waiting)
             line = (True, f"Deleted {record.doc} (“{record.title}”).")
         except QAError as exc:
-            line = (False, exc.message)
-        return (render_upload_report([line]), *self.library_view())
+            line = (False, sentence(exc.message))
+        return (render_upload_report([line]), *self.library_view(), hidden, None)
+
+    def cancel_delete(self, waiting: object) -> tuple[str, dict, None]:
+        try:
+            kept = self.service.document(waiting).doc if isinstance(waiting, str) and waiting else ""
+        except QAError:
+            kept = ""
+        line = f"Kept {kept}: nothing was deleted." if kept else "Nothing was deleted."
+        return render_upload_report([(True, line)]), gr.update(visible=False), None
 
 
 def offline_theme() -> gr.themes.Base:
@@ -697,7 +933,7 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                     with gr.Column(scale=3, min_width=340):
                         conversation = gr.HTML(
                             render_conversation([]), elem_id="conversation", css_template=CONVERSATION_CSS,
-                            js_on_load=CITATION_SCRIPT, autoscroll=True, max_height="68vh", min_height=160,
+                            js_on_load=CITATION_SCRIPT, autoscroll=False, max_height="68vh", min_height=160,
                         )
                         with gr.Row(equal_height=True):
                             question = gr.Textbox(
@@ -715,11 +951,13 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                     with gr.Column(scale=2, min_width=300):
                         # Filled in the browser by CITATION_SCRIPT, so no handler ever outputs to it.
                         gr.HTML(SOURCES_PANEL, elem_id="sources-panel", css_template=SOURCES_CSS,
-                                          js_on_load=None)
+                                js_on_load=SOURCES_SCRIPT)
                         with gr.Accordion("Settings", open=True, elem_id="chat-settings"):
                             top_k = gr.Slider(1, MAX_SOURCES, value=min(settings.retrieval.top_k, MAX_SOURCES),
                                               step=1, label="Sources to use",
                                               info="Paragraphs read for each answer", elem_id="sources-to-use")
+                            # Filled in the browser by SOURCES_NOTE_SCRIPT when a typed number is out of range.
+                            gr.HTML(SOURCES_NOTE, elem_id="sources-note", js_on_load=SOURCES_NOTE_SCRIPT)
                             mode = gr.Radio(
                                 modes, value=modes[0][1], label="Answer mode", elem_id="answer-mode",
                                 interactive=len(modes) > 1,
@@ -738,6 +976,13 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                         doomed = gr.Dropdown([], label="Article to delete", elem_id="delete-choice",
                                              interactive=True)
                         delete = gr.Button("Delete article", variant="stop", elem_id="delete-button")
+                        # A Column, not a Group: Gradio 6.31 puts a Group's elem_id on two nested elements.
+                        with gr.Column(visible=False, elem_id="delete-confirm", variant="panel") as confirm_box:
+                            delete_question = gr.HTML("", css_template=DELETE_QUESTION_CSS, js_on_load=None,
+                                                      elem_id="delete-question")
+                            with gr.Row():
+                                confirm_delete = gr.Button("Confirm delete", variant="stop", elem_id="confirm-delete")
+                                cancel_delete = gr.Button("Cancel", variant="secondary", elem_id="cancel-delete")
                 library_status = gr.HTML("", css_template=REPORT_CSS, js_on_load=None, elem_id="library-status")
 
         entries = gr.State([])
@@ -753,7 +998,13 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
         library_outputs = [header, library_table, doomed]
         files.upload(chat.upload, files, [library_status, *library_outputs, files], api_visibility="private",
                      preprocess=False)
-        delete.click(chat.delete, doomed, [library_status, *library_outputs], api_visibility="private")
+        waiting_delete = gr.State(None)
+        delete.click(chat.ask_to_delete, doomed, [library_status, confirm_box, delete_question, waiting_delete],
+                     api_visibility="private")
+        confirm_delete.click(chat.delete, waiting_delete,
+                             [library_status, *library_outputs, confirm_box, waiting_delete], api_visibility="private")
+        cancel_delete.click(chat.cancel_delete, waiting_delete, [library_status, confirm_box, waiting_delete],
+                            api_visibility="private")
         blocks.load(chat.library_view, None, library_outputs, api_visibility="private")
         gr.api(chat.ask_api, api_name="ask")
     blocks.queue(default_concurrency_limit=4)

@@ -21,7 +21,7 @@ from qa._uploads import UploadedFile
 
 # Every mode the bot knows; a server without an LLM configured answers "llm" with a 400
 # that names the modes it does offer (QAService.answer_modes).
-AnswerMode = Literal["extractive", "llm"]
+AnswerMode = Literal["extractive", "llm", "judged"]
 
 
 def _encodable(text: str) -> str:
@@ -63,8 +63,8 @@ class AskRequest(BaseModel):
         default=None, description="earlier turns, oldest first, for a follow-up question")
     # Strict: 1.0 or 0 are not "k" or "stream"; what the schema says is what is accepted.
     k: StrictInt | None = Field(default=None, ge=1, le=MAX_K, description="paragraphs read for the answer")
-    mode: AnswerMode | None = Field(default=None, description="extractive, or llm when the server has an LLM "
-                                    "configured; by default the server's first mode (GET /v1/models)")
+    mode: AnswerMode | None = Field(default=None, description="extractive, or llm or judged when the server has "
+                                    "an LLM configured; by default the server's first mode (GET /v1/models)")
     stream: StrictBool = Field(default=False, description="answer as Server-Sent Events, like /v1/ask/stream")
 
     @field_validator("question")

@@ -63,7 +63,7 @@ _NO_ANSWER = re.compile(r"\b(do(?:es)?n[o'’]?t|do not|does not|cannot|can't|no
 # -- prompts -------------------------------------------------------------------------------
 
 
-def _data(text: str) -> str:
+def as_data(text: str) -> str:
     """Article text as data: it cannot open or close the blocks the prompt is built of."""
     return _TAG.sub(lambda m: m.group(0).replace("<", "‹"), text)
 
@@ -88,10 +88,10 @@ def answer_messages(question: str, sources: Sequence[Candidate], budget_chars: i
         text = candidate.paragraph.text
         if budget_chars is not None and len(text) > budget_chars:
             text = text[:budget_chars].rsplit(" ", 1)[0] + " …"
-        title = _data(candidate.record.title).replace('"', "'")
-        blocks.append(f'<source n="{n}" title="{title}">\n{_data(text)}\n</source>')
+        title = as_data(candidate.record.title).replace('"', "'")
+        blocks.append(f'<source n="{n}" title="{title}">\n{as_data(text)}\n</source>')
     user = ("<sources>\n" + "\n".join(blocks) + "\n</sources>\n\n"
-            f"<question>{_data(question)}</question>\n"
+            f"<question>{as_data(question)}</question>\n"
             "Answer from the sources, ending each sentence with its source number like [1].")
     return [ChatMessage(role="system", content=SYSTEM_PROMPT), ChatMessage(role="user", content=user)]
 

@@ -157,6 +157,13 @@ class CitationCheck(BaseModel):
                                  "by the extractive one, when it was")
 
 
+class JudgeVerdict(BaseModel):
+    """The model's verdict on the extractive answer (mode "judged" only)."""
+
+    probability: float = Field(description="the model's probability that the cited paragraph answers the question")
+    threshold: float = Field(description="below it the answer was withdrawn and the bot abstained")
+
+
 class AskResponse(BaseModel):
     """The answer object: ``qa ask --json``, ``POST /v1/ask`` and every eval line."""
 
@@ -176,3 +183,5 @@ class AskResponse(BaseModel):
     missing: list[str] = Field(
         default_factory=list, description="on an abstention because the articles don't mention a year, "
         "figure or name the question asks about: those parts, as written in the question")
+    judge: JudgeVerdict | None = Field(default=None, description='mode "judged": the model\'s verdict on the '
+                                       "extractive answer's paragraph")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from qa._answer import ABSTENTION, answer_extractively
+from qa._answer import ABSTENTION, ExtractiveAnswer, answer_extractively
 from qa._condense import condense, is_follow_up
 from qa._config import Settings
 from qa._embedding import make_embedding
@@ -33,8 +33,9 @@ from qa._ingest import Ingestor, Progress, SourceFile, check_embedding_model
 from qa.llm import ChatModel, start_chat_model
 from qa._keyword import KeywordStore
 from qa._lock import exclusive_writer
-from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport
-from qa._retrieval import HybridRetriever, IndexSnapshot
+from qa._judge import Verdict, judge
+from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport, JudgeVerdict
+from qa._retrieval import Candidate, HybridRetriever, IndexSnapshot
 from qa._store import ChromaIndex, forget_open_clients
 from qa._text import has_lone_surrogate
 from qa._uploads import (
@@ -115,14 +116,15 @@ class QAService:
     @property
     def answer_modes(self) -> tuple[str, ...]:
         """The answer modes offered, the default first."""
-        return ("extractive",) if self.settings.llm.backend == "extractive" else ("llm", "extractive")
+        return ("extractive",) if self.settings.llm.backend == "extractive" else ("llm", "judged", "extractive")
 
     def answer_mode(self, mode: str | None) -> str:
         if mode is None:
             return self.answer_modes[0]
         if mode not in self.answer_modes:
             raise InvalidInput(f"mode {mode!r} is not available: use one of {', '.join(self.answer_modes)}"
-                               + (" (set [llm] backend in the config for LLM answers)" if mode == "llm" else ""))
+                               + (" (set [llm] backend in the config for LLM answers)"
+                                  if mode in ("llm", "judged") else ""))
         return mode
 
     # -- end of the LLM answer path ----------------------------------------------
@@ -307,7 +309,9 @@ class QAService:
 
         ``k`` paragraphs are read for the answer; ``retrieve`` (at least ``k``) are listed in
         ``retrieved``, so an evaluation can measure hit@10 of the same ranking. ``mode`` is
-        "extractive" or "llm"; by default "llm" when an LLM is configured.
+        "extractive", "llm" (the model writes the answer) or "judged" (the extractive answer,
+        withdrawn when the model judges that its paragraph does not answer); by default "llm"
+        when an LLM is configured.
         """
         *_, done = self.ask_stream(question, history, k=k, retrieve=retrieve, mode=mode)
         return done.response
@@ -342,7 +346,7 @@ class QAService:
             raise IndexEmpty("nothing is indexed yet: run `qa ingest PATH` or upload articles first")
         check_embedding_model(snapshot.embedding_model, self.embedder.model_name, self.index)
         lap("snapshot")
-        model = self.chat_model if mode == "llm" else None
+        model = self.chat_model if mode in ("llm", "judged") else None
         condensed = condense(question, history)
         notice: str | None = None
         if model is not None and history and self.settings.llm.rewrite_follow_ups and is_follow_up(question):
@@ -361,7 +365,7 @@ class QAService:
 
         generated: Generated | None = None
         streamed = False
-        if model is not None:
+        if model is not None and mode == "llm":
             try:
                 for piece in generate_answer(model, condensed, candidates[:k], self.embedder, snapshot.keyword,
                                              self.settings.llm.support_threshold):
@@ -385,6 +389,17 @@ class QAService:
 
         extracted = answer_extractively(condensed, candidates[:k], snapshot.keyword, self.settings.answer)
         lap("answer")
+        verdict: Verdict | None = None
+        if model is not None and mode == "judged" and not extracted.abstained:
+            try:
+                verdict = judge(model, condensed.standalone, _cited_candidate(extracted, candidates),
+                                self.settings.llm.judge_threshold)
+            except LLMError as exc:
+                notice = f"Not checked by the model: {exc.message}."
+            lap("judge")
+            if verdict is not None and not verdict.answers:
+                extracted = ExtractiveAnswer(ABSTENTION, True, [], extracted.support)
+                notice = "The model judged that the best-matching paragraph does not answer this question."
         check = None
         if generated is not None:
             notice = _fallback_notice(generated.fallback or "")
@@ -404,6 +419,7 @@ class QAService:
             notice=notice,
             citation_check=check,
             missing=extracted.missing,
+            judge=JudgeVerdict(probability=verdict.probability, threshold=verdict.threshold) if verdict else None,
         )
         if not streamed:  # after a failure mid-stream, AnswerDone alone replaces what was shown
             for piece in re.findall(r"\S+\s*", response.answer):
@@ -414,6 +430,12 @@ class QAService:
 def _check_unicode(text: str, what: str, error: type[InvalidInput] | type[InvalidQuestion]) -> None:
     if has_lone_surrogate(text):
         raise error(f"{what} is not valid Unicode: it contains an unpaired surrogate")
+
+
+def _cited_candidate(extracted: ExtractiveAnswer, candidates: Sequence[Candidate]) -> Candidate:
+    first = extracted.citations[0]
+    return next(c for c in candidates
+                if c.record.article_id == first.article_id and c.paragraph.number == first.paragraph)
 
 
 def _fallback_notice(reason: str) -> str:

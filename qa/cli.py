@@ -184,8 +184,9 @@ def _read_history(path: Path | None) -> list[ChatTurn] | None:
 @click.option("--history", type=click.Path(dir_okay=False, path_type=Path),
               help="JSON file of earlier turns [{role, content}, ...] for a follow-up question.")
 @click.option("--k", type=int, default=None, help="How many paragraphs to read for the answer.")
-@click.option("--mode", type=click.Choice(["extractive", "llm"]), default=None,
-              help="Answer mode; default llm when [llm] backend is configured, else extractive.")
+@click.option("--mode", type=click.Choice(["extractive", "llm", "judged"]), default=None,
+              help="Answer mode; default llm when [llm] backend is configured, else extractive. judged: the "
+                   "extractive answer, withdrawn when the model judges that its paragraph does not answer.")
 @click.pass_context
 @_reports_errors
 def ask(ctx: click.Context, question: str, as_json: bool, history: Path | None, k: int | None,

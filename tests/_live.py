@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Iterator, Mapping
 
@@ -68,6 +70,58 @@ def qa_server(index_dir: Path, upload_dir: Path | None = None, env: Mapping[str,
             process.wait()
         if log:
             output.close()
+
+
+class GradioPage:
+    """A Gradio page's event table, read from its ``/config`` as the browser reads it."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        self.http = httpx.Client(base_url=base, timeout=timeout)
+        config = self.http.get("/config").json()
+        self.dependencies = config["dependencies"]
+        self.components = {c["id"]: c for c in config["components"]}
+
+    def fn_index(self, elem_id: str, event: str) -> int:
+        for dependency in self.dependencies:
+            for target, name in dependency["targets"]:
+                if name == event and self.components.get(target, {}).get("props", {}).get("elem_id") == elem_id:
+                    return dependency["id"]
+        raise LookupError(f"no {event} event on #{elem_id}")
+
+
+class GradioSession(GradioPage):
+    """One browser tab's session with a Gradio page: its events called as the page calls them
+    (``queue/join``, then the ``queue/data`` stream) under one session hash, so what the server
+    keeps per session (``gr.State``, choices a load event set) carries from one event to the next."""
+
+    def __init__(self, base: str, timeout: float = 60.0) -> None:
+        super().__init__(base, timeout)
+        self.timeout = timeout
+        self.session = uuid.uuid4().hex
+
+    def open_page(self) -> None:
+        """What the page does once it is open: run every load event, in order."""
+        for dependency in self.dependencies:
+            if any(name == "load" for _, name in dependency["targets"]):
+                self.call(dependency["id"], [None] * len(dependency["inputs"]))
+
+    def call(self, fn_index: int, data: list) -> list:
+        """The event's outputs; AssertionError with Gradio's message when the event failed."""
+        joined = self.http.post("/gradio_api/queue/join", json={
+            "fn_index": fn_index, "session_hash": self.session, "trigger_id": None, "event_data": None,
+            "data": data})
+        assert joined.status_code == 200, joined.text
+        with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:"):
+                    message = json.loads(line[5:])
+                    if message.get("msg") == "process_completed":
+                        assert message["success"], message["output"]
+                        return message["output"]["data"]
+        raise AssertionError(f"event {fn_index} never completed")
+
+    def close(self) -> None:
+        self.http.close()
 
 
 class ChromaServer:

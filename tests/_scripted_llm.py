@@ -9,6 +9,7 @@ timeout. Every request body is kept in ``requests`` so tests can read the prompt
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,6 +21,15 @@ MODEL_ID = "scripted-model"
 @dataclass
 class Reply:
     chunks: list[str]
+
+
+@dataclass
+class FirstToken:
+    """A one-token reply whose top alternatives carry these probabilities (as logprobs), as a
+    server answers ``max_tokens=1, logprobs=true, top_logprobs=n``; ``logprobs=False`` sends none."""
+
+    probabilities: dict[str, float]
+    logprobs: bool = True
 
 
 @dataclass
@@ -37,7 +47,7 @@ class Hang:
 
 class ScriptedLLM:
     def __init__(self) -> None:
-        self.script: deque[Reply | Status | Hang] = deque()
+        self.script: deque[Reply | FirstToken | Status | Hang] = deque()
         self.requests: list[dict] = []
         self.stopping = threading.Event()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -48,7 +58,7 @@ class ScriptedLLM:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
-    def play(self, *steps: Reply | Status | Hang) -> None:
+    def play(self, *steps: Reply | FirstToken | Status | Hang) -> None:
         self.script.clear()
         self.requests.clear()
         self.script.extend(steps)
@@ -99,6 +109,8 @@ class ScriptedLLM:
                     self._json(step.status, {"error": {"message": f"scripted {step.status}"}}, step.headers)
                 elif isinstance(step, Hang) and not step.after_chunks:
                     scripted.stopping.wait(60)
+                elif isinstance(step, FirstToken):
+                    self._first_token(step)
                 elif body.get("stream"):
                     self._stream(step.chunks if isinstance(step, Reply) else step.after_chunks,
                                  hang=isinstance(step, Hang))
@@ -106,6 +118,15 @@ class ScriptedLLM:
                     message = {"role": "assistant", "content": "".join(step.chunks)}
                     self._json(200, {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": MODEL_ID,
                                      "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+
+            def _first_token(self, step: FirstToken) -> None:
+                ranked = sorted(step.probabilities.items(), key=lambda item: -item[1])
+                choice = {"index": 0, "message": {"role": "assistant", "content": ranked[0][0]}, "finish_reason": "length"}
+                if step.logprobs:
+                    alternatives = [{"token": token, "logprob": math.log(p), "bytes": None} for token, p in ranked]
+                    choice["logprobs"] = {"content": [{**alternatives[0], "top_logprobs": alternatives}]}
+                self._json(200, {"id": "cmpl-1", "object": "chat.completion", "created": 0, "model": MODEL_ID,
+                                 "choices": [choice]})
 
             def _stream(self, chunks: list[str], hang: bool) -> None:
                 self.send_response(200)

@@ -16,7 +16,7 @@ import pytest
 
 import ui
 from _live import free_port
-from _scripted_llm import MODEL_ID, Hang, Reply, ScriptedLLM, Status
+from _scripted_llm import MODEL_ID, FirstToken, Hang, Reply, ScriptedLLM, Status
 from conftest import REPO, SEED_FILE, index_seed_with, make_settings
 from qa import ConfigError, InvalidInput, QAService, source_text
 from qa._eval import run_eval
@@ -325,11 +325,52 @@ def test_extractive_mode_can_still_be_asked_for(service: QAService, scripted: Sc
     assert response.mode == "extractive" and response.citation_check is None and scripted.requests == []
 
 
-def test_llm_mode_without_an_llm_is_refused(index_root: Path) -> None:
+@pytest.mark.parametrize("mode", ["llm", "judged"])
+def test_llm_modes_without_an_llm_are_refused(index_root: Path, mode: str) -> None:
     service = QAService(make_settings(index_root))
     assert service.answer_modes == ("extractive",)
     with pytest.raises(InvalidInput, match="backend"):
-        service.ask(MISSILES, mode="llm")
+        service.ask(MISSILES, mode=mode)
+
+
+# -- the model as a judge of the extractive answer -----------------------------------------
+
+
+def test_an_answer_the_model_judges_right_is_kept(service: QAService, scripted: ScriptedLLM) -> None:
+    scripted.play(FirstToken({"yes": 0.6, "Yes": 0.2, "no": 0.15, "No": 0.05}))
+    response = service.ask(MISSILES, mode="judged")
+    extractive = service.ask(MISSILES, mode="extractive")
+    assert (response.answer, response.citations) == (extractive.answer, extractive.citations)
+    assert response.mode == "extractive" and response.notice is None and not response.abstained
+    assert response.judge.probability == pytest.approx(0.8) and response.judge.threshold == 0.5
+    [request] = scripted.requests
+    assert (request["max_tokens"], request["logprobs"], request.get("stream", False)) == (1, True, False)
+    prompt = request["messages"][-1]["content"]
+    assert extractive.citations[0].text in prompt and MISSILES in prompt
+
+
+def test_an_answer_the_model_judges_wrong_becomes_an_abstention(service: QAService, scripted: ScriptedLLM) -> None:
+    scripted.play(FirstToken({"no": 0.7, "yes": 0.2, "maybe": 0.1}))
+    text, response = streamed(service, mode="judged")
+    assert response.abstained and response.citations == [] and text == response.answer
+    assert response.related and "judged" in response.notice
+    assert response.judge.probability == pytest.approx(0.2 / 0.9, abs=1e-3)
+
+
+@pytest.mark.parametrize("step", [FirstToken({"yes": 1.0}, logprobs=False), Status(500)], ids=["no-logprobs", "500"])
+def test_a_judge_that_cannot_judge_leaves_the_answer_with_a_notice(service: QAService, scripted: ScriptedLLM,
+                                                                   step) -> None:
+    scripted.play(step, step, step)  # retried or not, it never judges
+    response = service.ask(MISSILES, mode="judged")
+    assert not response.abstained and response.citations and response.judge is None
+    assert response.notice.startswith("Not checked by the model")
+
+
+def test_a_question_the_extractive_answer_abstains_on_is_not_sent_to_the_judge(
+        service: QAService, scripted: ScriptedLLM) -> None:
+    scripted.play()
+    response = service.ask("What is the boiling point of mercury in Celsius?", mode="judged")
+    assert response.abstained and scripted.requests == [] and response.judge is None
 
 
 # -- start-up ------------------------------------------------------------------------------

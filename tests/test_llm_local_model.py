@@ -78,4 +78,5 @@ def test_the_chat_says_the_local_model_is_slower(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, llm={"backend": "local"})
     chat = ui.ChatUI(QAService(settings), settings)  # the labels need no model started
     assert chat.answer_modes() == [("LLM: written answer (local model, slower)", "llm"),
+                                   ("Extractive, checked by the LLM (local model, slower)", "judged"),
                                    ("Extractive: quotes the articles", "extractive")]

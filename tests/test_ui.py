@@ -10,12 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 from gradio_client import Client
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from _browser import LAPTOP, PHONE, launch_chromium, screenshot_path
-from _live import qa_server
+from _live import GradioSession, qa_server
 from conftest import SEED_FILE, SEEDS, make_settings
 from qa import QAService
 
@@ -41,6 +42,24 @@ The mayor of Zorblatt said construction starts next spring {PAYLOAD_TEMPLATE} if
 """
 PAYLOAD_FILE = "zorblatt-payload.txt"
 PAYLOAD_QUESTION = "What budget did the Zorblatt council approve?"
+# Two sentences of the seed's paragraph 6, both cited [1]: each must be marked in the panel.
+TWO_SENTENCES = "How many anti-ballistic missiles will encompass Russia and where have shields already been placed?"
+FIRST_SENTENCE_PHRASE = "four hundred anti-ballistic missiles will encompass Russia, creating an anti-missile shield."
+SECOND_SENTENCE = "Such anti-missile shields have already been placed in the US in California and Alaska."
+FIVE_TURNS = (SEED_QUESTION, FOLLOW_UP, "Who condemned the deployment of THAAD by South Korea?",
+              "What does Russia fear about the Aegis system in Japan?", TWO_SENTENCES)
+# A paragraph far taller than the sources panel, with the answer in its last sentence.
+FILLER = ("Harbour engineers measured the silt along the eastern quay again this season, and the "
+          "survey boats logged depths at every mooring from the ferry ramp to the grain terminal. ")
+LONG_ARTICLE = ("Velmora Harbour Dredging Report\n\n"
+                "The Velmora harbour board met in the old customs house to discuss the state of the port.\n\n"
+                + FILLER * 18 + "The Velmora harbour board approved a dredging budget of 87 million florins "
+                "after the survey.\n\nWork on the western channel is due to begin in the autumn.\n")
+LONG_FILE = "velmora-dredging.txt"
+LONG_QUESTION = "What dredging budget did the Velmora harbour board approve?"
+DOOMED_FILE = "quillon-ferry.txt"
+DOOMED_ARTICLE = ("Quillon Ferry Timetable\n\nThe Quillon ferry will sail every forty minutes from the "
+                  "north pier starting in May.\n")
 
 # Records every state the conversation's turns pass through, to tell a streamed answer from one
 # that appeared whole.
@@ -79,6 +98,52 @@ def browser() -> Iterator[Browser]:
         chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
+
+
+def uploaded(base_url: str, name: str, text: str) -> str:
+    """Index one article through the HTTP API, as another client would; its article id."""
+    response = httpx.post(f"{base_url}/v1/documents", files=[("files", (name, text.encode()))], timeout=60)
+    assert response.status_code == 201, response.text
+    return response.json()["documents"][0]["id"]
+
+
+def indexed_docs(base_url: str) -> set[str]:
+    return {d["doc"] for d in httpx.get(f"{base_url}/v1/documents", timeout=30).json()["documents"]}
+
+
+@pytest.fixture
+def long_article(base_url: str) -> Iterator[str]:
+    article_id = uploaded(base_url, LONG_FILE, LONG_ARTICLE)
+    yield article_id
+    httpx.delete(f"{base_url}/v1/documents/{article_id}", timeout=60)  # the other tests expect the seed alone
+
+
+@pytest.fixture
+def doomed_article(base_url: str) -> Iterator[str]:
+    article_id = uploaded(base_url, DOOMED_FILE, DOOMED_ARTICLE)
+    yield article_id
+    if DOOMED_FILE in indexed_docs(base_url):
+        httpx.delete(f"{base_url}/v1/documents/{article_id}", timeout=60)
+
+
+# The rectangle of an element's nearest scrolling ancestor that is on screen: where it can be seen.
+VISIBLE_AREA = """(node) => {
+  let box = node.parentElement;
+  while (box && !['auto', 'scroll'].includes(getComputedStyle(box).overflowY)) box = box.parentElement;
+  const area = box ? box.getBoundingClientRect() : {top: 0, bottom: innerHeight, left: 0, right: innerWidth};
+  return {top: Math.max(area.top, 0), bottom: Math.min(area.bottom, innerHeight),
+          left: Math.max(area.left, 0), right: Math.min(area.right, innerWidth),
+          scrollTop: box ? box.scrollTop : scrollY, scrollable: box ? box.scrollHeight - box.clientHeight : 0};
+}"""
+
+
+def assert_fully_visible(locator: Locator) -> None:
+    """``locator``'s bounding box inside the window and inside its scroll container's visible part."""
+    box = locator.bounding_box()
+    area = locator.evaluate(VISIBLE_AREA)
+    assert box is not None
+    assert area["top"] - 1 <= box["y"] and box["y"] + box["height"] <= area["bottom"] + 1, (box, area)
+    assert area["left"] - 1 <= box["x"] and box["x"] + box["width"] <= area["right"] + 1, (box, area)
 
 
 class ChatPage:
@@ -263,6 +328,7 @@ def test_uploaded_article_with_script_payloads_is_shown_as_text_and_deleted(
     chat.page.locator("#delete-choice input").click()
     chat.page.get_by_role("option").filter(has_text=PAYLOAD_FILE).click()
     chat.page.locator("#delete-button").click()
+    chat.page.locator("#confirm-delete").click()
     expect(status.locator("li.ok")).to_contain_text(f"Deleted {PAYLOAD_FILE}")
     expect(chat.page.locator("#library-table tr", has_text="Zorblatt")).to_have_count(0)
     expect(chat.page.locator("#app-header")).to_contain_text("1 article, 6 paragraphs indexed")
@@ -307,3 +373,183 @@ def test_gradio_client_gets_the_answer_with_citations(base_url: str) -> None:
     assert SEED_ANSWER_PHRASE in citation["text"]
     assert abstained["abstained"] and abstained["citations"] == []
     assert abstained["related"][0]["doc"] == SEED_FILE.name
+
+
+def test_the_chat_follows_the_newest_answer_over_five_turns(chat: ChatPage) -> None:
+    assert chat.page.viewport_size == {"width": 1366, "height": 850}
+
+    for number, question in enumerate(FIVE_TURNS):
+        answer = chat.ask(question).locator(".msg.bot")
+        # Waits until the answer is wholly on screen: not clipped by the chat box, not below the window.
+        expect(answer).to_be_in_viewport(ratio=0.99)
+        assert_fully_visible(answer)
+
+    area = chat.turns.last.evaluate(VISIBLE_AREA)
+    assert area["scrollable"] > 300 and area["scrollTop"] > 300, "five turns should overflow the chat box"
+    expect(chat.turns.first.locator(".msg.bot")).not_to_be_in_viewport()  # the oldest answer scrolled away
+    chat.shot("08-newest-answer-in-view-after-five-turns")
+
+
+def test_every_sentence_a_citation_quotes_is_marked_in_the_sources_panel(chat: ChatPage) -> None:
+    turn = chat.ask(TWO_SENTENCES)
+    citations = turn.locator('.bubble.answer button.cite[data-citation="1"]')
+    expect(citations).to_have_count(2)
+
+    citations.nth(1).click()  # the second sentence's [1]
+
+    marks = chat.sources.locator('.para.is-cited[data-paragraph="6"] mark')
+    expect(marks).to_have_count(2)
+    expect(marks.nth(0)).to_contain_text(FIRST_SENTENCE_PHRASE)
+    expect(marks.nth(1)).to_have_text(SECOND_SENTENCE)
+    expect(marks.nth(1)).to_be_in_viewport()
+    expect(chat.sources.locator(".para:not(.is-cited) mark")).to_have_count(0)
+    expect(turn.locator(".source-card .card-excerpt")).to_contain_text("… Such anti-missile")  # both previewed
+    chat.shot("09-both-quoted-sentences-marked")
+
+
+def test_the_sources_header_stays_pinned_while_a_long_paragraph_scrolls_and_the_panel_closes(
+        long_article: str, chat: ChatPage) -> None:
+    turn = chat.ask(LONG_QUESTION)
+    citation = turn.locator('.bubble.answer button.cite[data-citation="1"]')
+    citation.click()
+
+    header = chat.sources.locator(".detail-header")
+    mark = chat.sources.locator(".para.is-cited mark")
+    expect(chat.sources.locator(".detail-paragraph")).to_have_text("Paragraph 2 of 3")
+    expect(chat.sources.locator(".detail-doc")).to_have_text(LONG_FILE)
+    expect(mark).to_contain_text("87 million florins")
+    expect(mark).to_be_in_viewport()
+    # The panel opens on the marked sentence, below the header rather than under it.
+    assert mark.bounding_box()["y"] >= header.bounding_box()["y"] + header.bounding_box()["height"] - 1
+    assert_fully_visible(header)
+    body = chat.sources.evaluate("(body) => ({height: body.clientHeight, content: body.scrollHeight})")
+    assert body["content"] > body["height"] + 400, body
+
+    for wheel, at_end in ((-20_000, "body.scrollTop === 0"),
+                          (20_000, "body.scrollTop >= body.scrollHeight - body.clientHeight - 1")):
+        chat.sources.hover()
+        chat.page.mouse.wheel(0, wheel)
+        chat.page.wait_for_function(f"() => {{ const body = document.querySelector('#sources-panel .sources-body');"
+                                    f" return {at_end}; }}")
+        assert_fully_visible(header)
+        expect(chat.sources.locator(".detail-title")).to_be_in_viewport(ratio=0.99)
+        expect(chat.sources.locator(".detail-paragraph")).to_be_in_viewport(ratio=0.99)
+    # Scrolled to the end: the paragraph before the cited one has left the body, the header has not.
+    expect(chat.sources.locator('.para[data-paragraph="1"]')).not_to_be_in_viewport()
+    header_box = header.bounding_box()
+    assert abs(header_box["y"] - chat.sources.bounding_box()["y"]) <= 2, "the header should sit at the body's top"
+    chat.shot("10-pinned-header-after-scrolling")
+
+    close = chat.page.locator("#sources-panel .sources-close")
+    expect(close).to_be_visible()
+    close.click()
+    expect(chat.sources.locator(".source-detail")).to_have_count(0)
+    expect(chat.page.locator("#sources-panel .sources-empty")).to_be_visible()
+    expect(close).to_be_hidden()
+    expect(citation).not_to_have_class("cite is-open")
+    chat.shot("11-panel-closed")
+
+
+def test_delete_asks_first_cancel_keeps_the_article_and_confirm_deletes_it(
+        doomed_article: str, chat: ChatPage, base_url: str) -> None:
+    status = chat.page.locator("#library-status")
+    confirm_box = chat.page.locator("#delete-confirm")
+    row = chat.page.locator("#library-table tr", has_text="Quillon Ferry Timetable")
+    chat.open_library()
+    expect(row).to_have_count(1)
+    expect(confirm_box).to_be_hidden()
+
+    def pick_and_delete() -> None:
+        chat.page.locator("#delete-choice input").click()
+        chat.page.get_by_role("option").filter(has_text=DOOMED_FILE).click()
+        chat.page.locator("#delete-button").click()
+
+    pick_and_delete()
+    expect(confirm_box).to_be_visible()
+    expect(chat.page.locator("#delete-question")).to_contain_text(
+        f"Delete {DOOMED_FILE} (“Quillon Ferry Timetable”, 1 paragraph)?")
+    expect(chat.page.locator("#confirm-delete")).to_have_text("Confirm delete")
+    expect(row).to_have_count(1)
+    assert DOOMED_FILE in indexed_docs(base_url), "Delete alone must not delete"
+    chat.shot("12-delete-asks-for-confirmation", full_page=True)
+
+    chat.page.locator("#cancel-delete").click()
+    expect(status.locator("li.ok")).to_have_text(f"✓ Kept {DOOMED_FILE}: nothing was deleted.")
+    expect(confirm_box).to_be_hidden()
+    expect(row).to_have_count(1)
+    assert DOOMED_FILE in indexed_docs(base_url)
+
+    pick_and_delete()
+    chat.page.locator("#confirm-delete").click()
+    expect(status.locator("li.ok")).to_contain_text(f"Deleted {DOOMED_FILE}")
+    expect(confirm_box).to_be_hidden()
+    expect(row).to_have_count(0)
+    assert DOOMED_FILE not in indexed_docs(base_url)
+    assert chat.dialogs == [], "the confirmation is part of the page, not a browser dialog"
+    chat.shot("13-delete-confirmed", full_page=True)
+
+
+def test_delete_over_the_gradio_api_needs_the_same_confirmation(doomed_article: str, base_url: str) -> None:
+    tab = GradioSession(base_url)
+    stranger = GradioSession(base_url)
+    try:
+        tab.open_page()
+        stranger.open_page()
+        delete, confirm = tab.fn_index("delete-button", "click"), tab.fn_index("confirm-delete", "click")
+
+        status, confirm_box, question, _ = tab.call(delete, [doomed_article])
+        assert status == "" and confirm_box.get("visible") is True and DOOMED_FILE in question
+        assert DOOMED_FILE in indexed_docs(base_url)
+        # Another session cannot confirm the delete this one was asked about.
+        refused = stranger.call(confirm, [None])[0]
+        assert "No delete is waiting for confirmation" in refused
+        assert DOOMED_FILE in indexed_docs(base_url)
+
+        confirmed = tab.call(confirm, [None])[0]
+        assert f"Deleted {DOOMED_FILE}" in confirmed
+        assert DOOMED_FILE not in indexed_docs(base_url)
+        assert "No delete is waiting" in tab.call(confirm, [None])[0], "a confirmation deletes once"
+    finally:
+        tab.close()
+        stranger.close()
+
+
+def test_a_too_long_question_says_how_long_and_the_limit_and_stays_in_the_box(chat: ChatPage) -> None:
+    typed = SEED_QUESTION + " Please answer in full detail." * 100
+    assert len(typed) > 2_000  # answer.max_question_chars
+
+    chat.question_box.fill(typed)
+    chat.question_box.press("Enter")
+
+    error = chat.turns.first.locator(".bubble.error")
+    expect(chat.turns.first).to_have_attribute("data-state", "error")
+    expect(error).to_contain_text(f"Could not answer. The question is {len(typed):,} characters long; "
+                                  "the limit is 2,000 characters.")
+    expect(error).to_contain_text(f"Shorten it by {len(typed) - 2_000:,} characters")
+    expect(chat.question_box).to_have_value(typed)
+    chat.shot("14-too-long-question-kept")
+
+    chat.question_box.fill(SEED_QUESTION)  # fixed in place, it is answered
+    chat.question_box.press("Enter")
+    expect(chat.turns.nth(1)).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
+    expect(chat.question_box).to_have_value("")
+
+
+def test_typing_more_sources_than_the_slider_allows_is_clamped_with_a_visible_note(chat: ChatPage) -> None:
+    number_box = chat.page.locator("#sources-to-use input[type=number]")
+    note = chat.page.locator(".sources-note")
+    expect(note).to_be_hidden()
+
+    number_box.fill("25")
+    number_box.press("Tab")
+
+    expect(note).to_be_visible()
+    expect(chat.page.locator("#sources-to-use .sources-note")).to_have_count(1)  # right under the slider
+    expect(note).to_have_text("25 is more than 20, the most Sources to use allows: set to 20.")
+    expect(number_box).to_have_value("20")
+    chat.shot("15-sources-clamped-with-a-note")
+    turn = chat.ask(SEED_QUESTION)
+    expect(turn.locator(".bubble.answer")).to_contain_text(SEED_ANSWER_PHRASE)
+
+    number_box.fill("5")  # a number in range clears the note
+    expect(note).to_be_hidden()

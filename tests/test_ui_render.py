@@ -3,6 +3,7 @@ over real services (an empty index, the seed index)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ def test_index_empty_is_a_readable_message_in_the_chat(tmp_path: Path) -> None:
     assert 'data-state="pending"' in streamed[0][0]
     assert entries[-1].state == "error"
     assert 'role="alert"' in html and "Nothing is indexed yet" in html
-    assert "Traceback" not in html and question_box == ""
+    assert "Traceback" not in html
+    assert question_box == "Who approved the budget?"  # not answered, so it stays to be asked again
 
 
 def test_conversation_memory_reaches_the_service(seeded_service: QAService) -> None:
@@ -42,7 +44,7 @@ def test_conversation_memory_reaches_the_service(seeded_service: QAService) -> N
 
 def test_untrusted_text_is_escaped_everywhere_it_is_rendered() -> None:
     view = ui.SourceView(key="c1", label="[1]", title=HOSTILE, doc=HOSTILE, paragraph=2, paragraph_total=3,
-                         section=HOSTILE, context=((1, HOSTILE), (2, HOSTILE + " cited")), quote=(0, 8))
+                         section=HOSTILE, context=((1, HOSTILE), (2, HOSTILE + " cited")), quotes=((0, 8),))
     entry = ui.ChatEntry(question=HOSTILE, state="done", answer=f"{HOSTILE} [1] [7]", mode="extractive",
                          citations=(view,))
 
@@ -67,7 +69,8 @@ def test_streaming_answer_shows_markers_as_plain_text_until_citations_arrive() -
 
 
 # With an LLM configured its mode comes first: the one the chat starts in.
-@pytest.mark.parametrize("backend, modes", [("extractive", ["extractive"]), ("openai", ["llm", "extractive"])])
+@pytest.mark.parametrize("backend, modes", [("extractive", ["extractive"]),
+                                            ("openai", ["llm", "judged", "extractive"])])
 def test_llm_mode_is_offered_only_when_an_llm_is_configured(tmp_path: Path, backend: str, modes: list[str]) -> None:
     settings = make_settings(tmp_path, llm={"backend": backend})
     chat = ui.ChatUI(QAService(settings), settings)
@@ -96,3 +99,76 @@ def test_library_lists_titles_as_text_with_counts(seeded_service: QAService) -> 
     assert table.count("<tr data-article-id=") == 1
     assert f'<td class="col-doc">{SEED_FILE.name}</td><td class="col-count">6</td>' in table
     assert "UTC" in table
+
+
+TWO_SENTENCES = "How many anti-ballistic missiles will encompass Russia and where have shields already been placed?"
+
+
+def test_every_sentence_a_citation_quotes_is_marked_in_its_paragraph(seeded_service: QAService) -> None:
+    chat = ui.ChatUI(seeded_service, seeded_service.settings)
+
+    *_, (html, entries, _) = chat.respond(TWO_SENTENCES, [], 5, "extractive")
+
+    (entry,) = entries
+    assert entry.answer.count("[1]") == 2 and [c.label for c in entry.citations] == ["[1]"]
+    (view,) = entry.citations
+    cited = dict(view.context)[view.paragraph]
+    assert [cited[begin:end] for begin, end in view.quotes] == [
+        "As a response to the increasing threat, the Defence ministry of Russia has earlier stated that around "
+        "four hundred anti-ballistic missiles will encompass Russia, creating an anti-missile shield.",
+        "Such anti-missile shields have already been placed in the US in California and Alaska.",
+    ]
+    detail = ui.render_source_detail(view)
+    assert detail.count("<mark>") == 2
+    assert ("<mark>Such anti-missile shields have already been placed in the US in California and Alaska.</mark>"
+            in detail)
+
+
+def test_quoted_spans_are_merged_per_paragraph_and_stay_escaped() -> None:
+    text = "<b>One</b> claim. A second <i>claim</i>. Unquoted."
+    answer = "<b>One</b> claim. [1] …A second <i>claim</i>. [1] [2] Elsewhere. [2]"
+
+    spans = ui.quoted_spans(answer, "[1]", text, (0, 5))  # the citation's own span overlaps the first claim
+
+    assert spans == ((0, 17), (18, 40))
+    assert ui.quoted_spans(answer, "[2]", text, None) == ((18, 40),)  # "claim [1] [2]": [2] backs it too
+    assert ui.merged_spans([(5, 9), (0, 6), (9, 12), (40, 99)], 20) == ((0, 12),)
+    html = ui.render_paragraph_text(text, spans)
+    assert html == ("<mark>&lt;b&gt;One&lt;/b&gt; claim.</mark> <mark>A second &lt;i&gt;claim&lt;/i&gt;.</mark>"
+                    " Unquoted.")
+
+
+def test_a_too_long_question_states_its_length_and_the_limit_and_stays_in_the_box(seeded_service: QAService) -> None:
+    chat = ui.ChatUI(seeded_service, seeded_service.settings)
+    limit = seeded_service.settings.answer.max_question_chars
+    typed = "Who condemned THAAD? " + "x" * (limit + 979)
+
+    (html, entries, question_box), = chat.respond(typed, [], 5, "extractive")  # refused at once: one update
+
+    assert question_box == typed
+    (entry,) = entries
+    assert entry.state == "error"
+    assert entry.error.startswith(f"The question is {len(typed):,} characters long; the limit is {limit:,} characters.")
+    assert f"{len(typed) - limit:,} characters" in entry.error and "still in the box" in entry.error
+    assert len(entry.question) < 400 and entry.question.startswith("Who condemned THAAD?")
+    assert 'role="alert"' in html and "Could not answer." in html
+
+
+@pytest.mark.parametrize("k", [25, 0, 2.5, "abc"])
+def test_sources_out_of_the_sliders_range_are_refused_with_the_range(seeded_service: QAService, k: object) -> None:
+    chat = ui.ChatUI(seeded_service, seeded_service.settings)
+
+    (html, entries, question_box), = chat.respond("Who condemned THAAD?", [], k, "extractive")
+
+    assert entries[-1].error == f"Sources to use must be a whole number from 1 to {ui.MAX_SOURCES}."
+    assert question_box == "Who condemned THAAD?"
+
+
+def test_the_delete_question_names_the_article_as_text(seeded_service: QAService) -> None:
+    (record,) = seeded_service.documents()
+    hostile = dataclasses.replace(record, title=HOSTILE, doc=HOSTILE)
+
+    question = ui.render_delete_question(hostile)
+
+    assert "<script" not in question and "<img" not in question and "&lt;script&gt;" in question
+    assert "6 paragraphs)?" in question

@@ -27,7 +27,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from _live import REPO, qa_server
+from _live import REPO, GradioPage, qa_server
 from conftest import SEEDS, make_settings
 from qa import QAService
 
@@ -61,21 +61,11 @@ class Completed:
         return self.output["data"][0]
 
 
-class GradioEvents:
+class GradioEvents(GradioPage):
     """The chat's events, called the way the browser calls them, with any JSON as their data."""
 
     def __init__(self, base: str) -> None:
-        self.http = httpx.Client(base_url=base, timeout=30)
-        config = self.http.get("/config").json()
-        self.dependencies = config["dependencies"]
-        self.components = {c["id"]: c for c in config["components"]}
-
-    def fn_index(self, elem_id: str, event: str) -> int:
-        for dependency in self.dependencies:
-            for target, name in dependency["targets"]:
-                if name == event and self.components.get(target, {}).get("props", {}).get("elem_id") == elem_id:
-                    return dependency["id"]
-        raise LookupError(f"no {event} event on #{elem_id}")
+        super().__init__(base, timeout=30)
 
     def api_fn_index(self, api_name: str) -> int:
         return next(d["id"] for d in self.dependencies if d.get("api_name") == api_name)

@@ -9,12 +9,13 @@ cannot be resumed halfway. Which failures those are is the backend's to say
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 
 import httpx
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse
 from llama_index.core.llms.llm import LLM
 
 from qa._errors import LLMError
@@ -58,6 +59,13 @@ class ChatModel:
     def complete(self, messages: Sequence[ChatMessage]) -> str:
         return "".join(self.stream(messages))
 
+    def first_token_probabilities(self, messages: Sequence[ChatMessage], top: int = 10) -> dict[str, float]:
+        """The likeliest first tokens of the reply and their probabilities (one token is generated)."""
+        try:
+            return token_probabilities(one_token(self.llm, top).chat(messages))
+        except Exception as exc:  # noqa: BLE001  (any failure: the caller goes on without the model)
+            raise self._failure(exc) from None
+
     def close(self) -> None:
         """Stop what this model runs; nothing for a model behind a server someone else runs."""
 
@@ -80,6 +88,20 @@ class ChatModel:
             return LLMError(f"{self.description} did not answer in time")
         named = self.name_failure(exc)
         return LLMError(f"{self.description} {named}" if named else f"{self.description} failed: {type(exc).__name__}")
+
+
+def one_token(llm: LLM, top: int) -> LLM:
+    """``llm`` set to generate one token and report the ``top`` likeliest (the client's own
+    settings win over per-call arguments, so a copy it is; it shares the connection pool)."""
+    return llm.model_copy(update={"max_tokens": 1, "logprobs": True, "top_logprobs": top})
+
+
+def token_probabilities(response: ChatResponse) -> dict[str, float]:
+    """The first token's top alternatives from a chat response with logprobs; a server that sends
+    none has nothing to say, which is an error (a judge cannot read a verdict from it)."""
+    if not response.logprobs or not response.logprobs[0]:
+        raise ValueError("the server sent no logprobs")
+    return {entry.token: math.exp(entry.logprob) for entry in response.logprobs[0]}
 
 
 def _retry_after_seconds(value: str, default: float) -> float:

@@ -50,7 +50,7 @@ from llama_index.core.llms.llm import LLM
 
 from qa._config import LLMSettings
 from qa._errors import ConfigError, LLMError, QAError
-from qa.llm._chat_model import ChatModel
+from qa.llm._chat_model import ChatModel, one_token, token_probabilities
 from qa.llm._openai import openai_chat_model
 
 log = logging.getLogger(__name__)
@@ -249,10 +249,27 @@ class SupervisedChatModel(ChatModel):
                 # generating for nobody before the next request reaches it.
                 if responses is not None:
                     responses.close()
-        # After the lock is released: the restart may begin while this request falls back.
+        raise self._restarting_after(failure)
+
+    def first_token_probabilities(self, messages: Sequence[ChatMessage], top: int = 10) -> dict[str, float]:
+        """The likeliest first tokens of the child's reply; :class:`LLMError` when the child fails."""
+        with self._lock:
+            try:
+                child = self._ready_child()
+            except ConfigError as exc:
+                raise LLMError(exc.message) from None
+            try:
+                return token_probabilities(one_token(child.llm, top).chat(messages))
+            except Exception as exc:  # noqa: BLE001  (any failure of the child: go on without it)
+                failure = self._failure(child, exc)
+        raise self._restarting_after(failure)
+
+    def _restarting_after(self, failure: LLMError) -> LLMError:
+        """``failure``, once a restart of a child that cannot answer has begun (called after the
+        lock is released, so the restart may run while this request goes on without the model)."""
         if self._child is None and not self._closed:
             threading.Thread(target=self._restart, name="qa-llm-restart", daemon=True).start()
-        raise failure
+        return failure
 
     def _failure(self, child: _Child, exc: Exception) -> LLMError:
         """What went wrong, as the reader's notice will say it; a child that cannot answer is replaced."""
