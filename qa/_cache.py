@@ -40,12 +40,10 @@ def read_cached(path: Path, version: int) -> Any | None:
 
 
 def write_cached(path: Path, version: int, content: Any) -> None:
-    """Write ``path`` whole or not at all, removing the other files of its pattern ("name-*.pkl")."""
+    """Write ``path`` whole or not at all, then remove the other files of its pattern ("name-*.pkl").
+
+    The old ones go only once the new one is in place, so a reader always finds one of them."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    prefix = path.name.split("-", 1)[0]
-    for old in path.parent.glob(f"{prefix}-*.pkl"):
-        if old != path:
-            old.unlink(missing_ok=True)
     partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
     try:
         with partial.open("wb") as handle:
@@ -53,3 +51,7 @@ def write_cached(path: Path, version: int, content: Any) -> None:
         partial.replace(path)  # atomic: a reader sees the whole file or none
     finally:
         partial.unlink(missing_ok=True)
+    prefix = path.name.split("-", 1)[0]
+    for old in path.parent.glob(f"{prefix}-*.pkl"):
+        if old != path:
+            old.unlink(missing_ok=True)

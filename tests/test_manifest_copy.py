@@ -129,3 +129,22 @@ def test_an_ingest_reads_the_manifest_copy_once(settings: Settings, tmp_path: Pa
     writer.ingest([_folder_with_one_article(tmp_path)])  # before its commit and after, one read
     assert len(reads) == 1 and len(writer.snapshot().records) == 2
     (copy,) = [c for c in _copies(settings) if writer.index.generation() in c.name]  # left for the next process
+
+
+def test_a_new_copy_replaces_the_old_one_only_once_it_is_written(settings: Settings, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    QAService(settings).ingest([SEEDS])
+    (old,) = _copies(settings)
+    seen_while_writing: list[list[str]] = []
+    dump = pickle.dump
+
+    def watched_dump(obj, handle, *args, **kwargs):
+        if Path(getattr(handle, "name", "")).name.startswith("records-"):
+            seen_while_writing.append([p.name for p in _copies(settings)])
+        return dump(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(pickle, "dump", watched_dump)
+    QAService(settings).ingest([_folder_with_one_article(tmp_path)])
+    assert seen_while_writing and all(old.name in names for names in seen_while_writing)
+    (new,) = _copies(settings)
+    assert new != old
