@@ -40,7 +40,7 @@ THRESHOLDS = [round(0.05 * i, 2) for i in range(1, 20)]
 
 @dataclass
 class Asked:
-    question: EvalQuestion
+    id: str
     split: str
     metrics: dict
     first_text_ms: float
@@ -71,9 +71,9 @@ def ask(service: QAService, question: EvalQuestion, split: str, mode: str) -> As
             response = event.response
     total = time.perf_counter() - began
     metrics = question_metrics(question, response, 10)
-    return Asked(question, split, metrics, ((first or time.perf_counter()) - began) * 1000, total * 1000,
+    return Asked(question.id, split, metrics, ((first or time.perf_counter()) - began) * 1000, total * 1000,
                  bool(response.citations), response.judge.probability if response.judge else None,
-                 {"notice": response.notice, "mode": response.mode})
+                 {"notice": response.notice, "answered_as": response.mode})
 
 
 def withdrawn(asked: Asked, threshold: float) -> dict:
@@ -101,8 +101,8 @@ def row(name: str, summary: dict, asked: list[Asked], metrics: list[dict]) -> st
             f"{'—' if unsupported is None else f'{unsupported:.3f}'} | "
             f"{replaced} | "
             f"{summary['abstention_precision']:.3f} | {summary['abstention_recall']:.3f} | "
-            f"{percentile(firsts, 50):.1f} / {percentile(firsts, 95):.1f} | "
-            f"{percentile(totals, 50):.1f} / {percentile(totals, 95):.1f} |")
+            f"{percentile(firsts, 50):.2f} / {percentile(firsts, 95):.2f} | "
+            f"{percentile(totals, 50):.2f} / {percentile(totals, 95):.2f} |")
 
 
 def choose_threshold(tune: list[Asked], extractive_containment: float) -> float:
@@ -114,14 +114,55 @@ def choose_threshold(tune: list[Asked], extractive_containment: float) -> float:
     return -best[1]
 
 
+def table(set_name: str, runs: dict[str, list[Asked]], backend: str, load: float) -> str:
+    """The test half's figures of the three modes, the judge's threshold chosen on the tune half."""
+    tune = [a for a in runs["judged"] if a.split == "tune"]
+    tune_extractive = summary_of([a.metrics for a in runs["extractive"] if a.split == "tune"])
+    threshold = choose_threshold(tune, tune_extractive["answer_containment"])
+    test = {mode: [a for a in asked if a.split == "test"] for mode, asked in runs.items()}
+    judged_metrics = [withdrawn(a, threshold) for a in test["judged"]]
+    lines = [f"### {set_name}: test half, {len(test['extractive'])} questions "
+             f"({sum(1 for a in test['extractive'] if not a.metrics['answerable'])} unanswerable); "
+             f"judge threshold {threshold:.2f}, chosen on the tune half ({len(tune)} questions); "
+             f"load average {load:.1f}",
+             "",
+             "| mode | answer contains the fact | citation precision | answered with a citation "
+             "| sentences marked unsupported | replaced by the extractive answer | abstention precision "
+             "| abstention recall | first text p50 / p95 (s) | total p50 / p95 (s) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for mode, name in (("extractive", "extractive"), ("llm", f"{backend} model writes"),
+                       ("judged", f"extractive, {backend} model as judge")):
+        metrics = judged_metrics if mode == "judged" else [a.metrics for a in test[mode]]
+        lines.append(row(name, summary_of(metrics), test[mode], metrics))
+    return "\n".join(lines)
+
+
+def report(log: Path, backend: str) -> None:
+    """The tables again, from the log of an earlier run."""
+    sets: dict[str, dict[str, list[Asked]]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        sets.setdefault(entry["set"], {}).setdefault(entry["mode"], []).append(
+            Asked(entry["id"], entry["split"], entry["metrics"], entry["first_text_ms"], entry["total_ms"],
+                  True, entry["judge"]))
+    complete = {name: runs for name, runs in sets.items() if {"extractive", "judged", "llm"} <= runs.keys()}
+    print("\n\n".join(table(name, runs, backend, float("nan")) for name, runs in complete.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--index-dir", type=Path, required=True)
+    parser.add_argument("--index-dir", type=Path)
     parser.add_argument("--backend", default="local", help="[llm] backend for the written and judged modes")
     parser.add_argument("--squad-every", type=int, default=5, help="every n-th squad2-500 question")
     parser.add_argument("--limit", type=int, default=0, help="first n questions of each set (a smoke run)")
     parser.add_argument("--out", type=Path, default=REPO / "bench/out/llm_modes.jsonl")
+    parser.add_argument("--report", type=Path, help="print the tables of this earlier run's log; ask nothing")
     args = parser.parse_args()
+    if args.report:
+        report(args.report, args.backend)
+        return
+    if args.index_dir is None:
+        parser.error("--index-dir is needed to run the questions")
     settings = load_settings(index={"dir": str(args.index_dir)},
                              llm={"backend": args.backend, "judge_threshold": 0.0, "timeout_s": 120})
     service = QAService(settings)
@@ -146,25 +187,7 @@ def main() -> None:
                         log.flush()
                         print(f"\r{set_name} {mode}: {number}/{len(chosen)}", end="", flush=True)
                     print()
-                tune = [a for a in runs["judged"] if a.split == "tune"]
-                tune_extractive = summary_of([a.metrics for a in runs["extractive"] if a.split == "tune"])
-                threshold = choose_threshold(tune, tune_extractive["answer_containment"])
-                test = {mode: [a for a in asked if a.split == "test"] for mode, asked in runs.items()}
-                judged_metrics = [withdrawn(a, threshold) for a in test["judged"]]
-                lines = [f"### {set_name}: test half, {len(test['extractive'])} questions "
-                         f"({sum(1 for a in test['extractive'] if not a.metrics['answerable'])} unanswerable); "
-                         f"judge threshold {threshold:.2f}, chosen on the tune half ({len(tune)} questions); "
-                         f"load average {os.getloadavg()[0]:.1f}",
-                         "",
-                         "| mode | answer contains the fact | citation precision | answers with a valid citation "
-                         "| sentences marked unsupported | replaced by the extractive answer | abstention precision "
-                         "| abstention recall | first text p50 / p95 (s) | total p50 / p95 (s) |",
-                         "|---|---|---|---|---|---|---|---|---|---|"]
-                for mode, name in (("extractive", "extractive"), ("llm", f"{args.backend} model writes"),
-                                   ("judged", f"extractive, {args.backend} model as judge")):
-                    metrics = judged_metrics if mode == "judged" else [a.metrics for a in test[mode]]
-                    lines.append(row(name, summary_of(metrics), test[mode], metrics))
-                tables.append("\n".join(lines))
+                tables.append(table(set_name, runs, args.backend, os.getloadavg()[0]))
                 print("\n" + tables[-1] + "\n", flush=True)
     finally:
         service.close()
