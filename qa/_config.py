@@ -102,7 +102,7 @@ class LLMSettings(_Section):
     threads: int = 0
     rewrite_follow_ups: bool = True
     support_threshold: float = 0.65
-    judge_threshold: float = 0.5
+    judge_threshold: float = 0.45
 
 
 class ServerSettings(_Section):
