@@ -129,7 +129,7 @@ def test_one_config_switch_gives_the_llm_path_to_the_cli_and_the_api(llama_serve
 
     with qa_server(index_root / "index", env=env, wait_for="/readyz") as base:
         models = httpx.get(f"{base}/v1/models", timeout=10).json()
-        assert [m["id"] for m in models["data"]] == ["news-qa", "news-qa-llm", "news-qa-extractive"]
+        assert [m["id"] for m in models["data"]] == ["news-qa", "news-qa-llm", "news-qa-judged", "news-qa-extractive"]
         reply = httpx.post(f"{base}/v1/ask", json={"question": QUESTIONS[0], "mode": "llm"}, timeout=240)
         assert reply.status_code == 200
         api_answer = AskResponse.model_validate(reply.json())
