@@ -265,18 +265,28 @@ def check_citations(answer: str, numbering: dict[int, int], sources: Sequence[Ca
     shown_source = {shown: source for source, shown in numbering.items()}
     sentences = [s for s in answer_sentences(answer) if terms(s.claim)]
     paragraph_sentences = [sentence_spans(c.paragraph.text) or [(0, len(c.paragraph.text))] for c in sources]
-    texts = [s.claim for s in sentences]
-    offsets: list[int] = []
-    for candidate, spans in zip(sources, paragraph_sentences):
-        offsets.append(len(texts))
-        texts.extend(candidate.paragraph.text[a:b] for a, b in spans)
-        texts.append(candidate.paragraph.text)
-    vectors = embedder.embed(texts) if texts else np.zeros((0, 1))
+    claim_vectors = embedder.embed([s.claim for s in sentences]) if sentences else np.zeros((0, 1))
+    source_vectors: dict[int, np.ndarray] = {}  # by 1-based source: its sentences, then its whole paragraph
+
+    def embed_sources(numbers: set[int]) -> None:
+        # One batch for the cited sources; the others only when a re-attribution needs them, since
+        # the check runs on every finished sentence of a stream.
+        numbers = sorted(n for n in numbers if n not in source_vectors)
+        texts = [text for n in numbers for text in (
+            *(sources[n - 1].paragraph.text[a:b] for a, b in paragraph_sentences[n - 1]), sources[n - 1].paragraph.text)]
+        vectors = embedder.embed(texts) if texts else np.zeros((0, 1))
+        begin = 0
+        for n in numbers:
+            count = len(paragraph_sentences[n - 1]) + 1
+            source_vectors[n] = vectors[begin:begin + count]
+            begin += count
 
     def similarities(i: int, source: int) -> np.ndarray:
         """Sentence ``i`` against each sentence of ``source`` (1-based), then its whole paragraph."""
-        begin = offsets[source - 1]
-        return vectors[begin:begin + len(paragraph_sentences[source - 1]) + 1] @ vectors[i]
+        embed_sources({source})
+        return source_vectors[source] @ claim_vectors[i]
+
+    embed_sources(set(shown_source.values()))
 
     def support(i: int, cited: list[int]) -> tuple[float, bool]:
         """The support score of sentence ``i`` in the ``cited`` sources, and whether it passes."""
@@ -294,6 +304,7 @@ def check_citations(answer: str, numbering: dict[int, int], sources: Sequence[Ca
         if any(support(i, [source])[1] for i in citing):
             continue
         unshown = [n for n in range(1, len(sources) + 1) if n not in shown_source.values()]
+        embed_sources(set(unshown))
         passing = [(min(support(i, [n])[0] for i in citing), n) for n in unshown
                    if all(support(i, [n])[1] for i in citing)]
         if passing:
