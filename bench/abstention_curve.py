@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from qa import QAService, load_settings
-from qa._answer import score_sentences
+from qa.reader import score_sentences
 from qa._condense import condense
 from qa._eval import read_questions
 from qa._metrics import contains_answer, precision_recall_f1

@@ -7,8 +7,9 @@
 whole ingest (read, parse, chunk, embed, store in Chroma, commit) into a fresh temporary
 index in the same process, and prints both times, their ratio and tokens per second.
 ``query`` answers every question in-process over an existing index (retrieval plus
-extractive answer, after one warm-up) and prints p50/p95, then times ``qa ask`` as a
-fresh process.
+extractive answer, after one warm-up) and prints p50/p95 beside the same questions answered by
+a reader without answer types (the baseline, interleaved in the same process), then times
+``qa ask`` as a fresh process.
 """
 
 from __future__ import annotations
@@ -63,10 +64,17 @@ def bench_ingest(corpus: Path, batch_size: int | None) -> None:
 def bench_query(index_dir: Path, questions: Path, fresh_runs: int) -> None:
     settings = load_settings(index={"dir": str(index_dir)})
     service = QAService(settings)
+    # The baseline, in the same process and interleaved question by question so that load from
+    # elsewhere falls on both alike: the reader without answer types (no spaCy).
+    untyped = QAService(load_settings(index={"dir": str(index_dir)}, answer={"answer_types": False}))
     asked = [q.question for q in read_questions(questions)]
-    service.ask(asked[0])  # loads the model, the snapshot and the keyword index
-    totals, stages = [], {}
+    for warm in (service, untyped):
+        warm.ask(asked[0])  # loads the models, the snapshot and the keyword index
+    totals, baseline, stages = [], [], {}
     for question in asked:
+        began = time.perf_counter()
+        untyped.ask(question)
+        baseline.append((time.perf_counter() - began) * 1000)
         began = time.perf_counter()
         response = service.ask(question)
         totals.append((time.perf_counter() - began) * 1000)
@@ -76,6 +84,10 @@ def bench_query(index_dir: Path, questions: Path, fresh_runs: int) -> None:
     print("| measure | p50 | p95 |")
     print("|---|---|---|")
     print(f"| ask() wall time | {percentile(totals, 50):.1f} ms | {percentile(totals, 95):.1f} ms |")
+    print(f"| ask() wall time, reader without answer types (baseline) | {percentile(baseline, 50):.1f} ms | "
+          f"{percentile(baseline, 95):.1f} ms |")
+    print(f"| ratio | {percentile(totals, 50) / percentile(baseline, 50):.2f}× | "
+          f"{percentile(totals, 95) / percentile(baseline, 95):.2f}× |")
     for stage, values in stages.items():
         print(f"| stage: {stage} | {percentile(values, 50):.1f} ms | {percentile(values, 95):.1f} ms |")
     env = {**os.environ, "QA_INDEX_DIR": str(index_dir)}

@@ -86,6 +86,12 @@ class AnswerSettings(_Section):
     max_question_chars: int = 2000
     check_constraints: bool = True
     check_names: bool = False
+    answer_types: bool = True
+    type_bonus: float = 0.2
+    type_penalty: float = 0.1
+    typed_sentences: int = 8
+    neighbour_paragraphs: int = 2
+    require_answer_type: bool = False
 
 
 class LLMSettings(_Section):

@@ -185,3 +185,6 @@ class AskResponse(BaseModel):
         "figure or name the question asks about: those parts, as written in the question")
     judge: JudgeVerdict | None = Field(default=None, description='mode "judged": the model\'s verdict on the '
                                        "extractive answer's paragraph")
+    answer_type: str | None = Field(
+        default=None, description="the kind of answer the question asks for (person, organisation, place, date, "
+        "money, percent, quantity), as the extractive reader read it; null for a description or a generated answer")

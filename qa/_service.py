@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
-from qa._answer import ABSTENTION, ExtractiveAnswer, answer_extractively
 from qa._condense import condense, is_follow_up
 from qa._config import Settings
 from qa._embedding import make_embedding
@@ -41,6 +40,7 @@ from qa._text import has_lone_surrogate
 from qa._uploads import (
     OnConflict, PlannedUpload, UploadedFile, plan_uploads, restore, safe_upload_name, write_atomically,
 )
+from qa.reader import ABSTENTION, ExtractiveAnswer, SpacyTagger, answer_extractively
 
 MAX_K = 50
 
@@ -64,6 +64,7 @@ class QAService:
         self.settings = settings
         self._index: ChromaIndex | None = None
         self._embedder = None
+        self._tagger: SpacyTagger | None = None
         self._chat_model: ChatModel | None = None
         self._chat_model_started = False
         self._snapshot: IndexSnapshot | None = None
@@ -79,6 +80,14 @@ class QAService:
             if self._index is None:
                 self._index = ChromaIndex(self.settings)
             return self._index
+
+    @property
+    def tagger(self) -> SpacyTagger:
+        """spaCy's tagger for the reader's answer types; the model loads on the first typed question."""
+        with self._parts_lock:
+            if self._tagger is None:
+                self._tagger = SpacyTagger()
+            return self._tagger
 
     @property
     def embedder(self):
@@ -387,13 +396,13 @@ class QAService:
             ))
             return
 
-        extracted = answer_extractively(condensed, candidates[:k], snapshot.keyword, self.settings.answer)
+        extracted = answer_extractively(condensed, candidates[:k], snapshot.keyword, self.settings.answer,
+                                        self.tagger)
         lap("answer")
         verdict: Verdict | None = None
         if model is not None and mode == "judged" and not extracted.abstained:
             try:
-                verdict = judge(model, condensed.standalone, _cited_candidate(extracted, candidates),
-                                self.settings.llm.judge_threshold)
+                verdict = judge(model, condensed.standalone, extracted.sources[0], self.settings.llm.judge_threshold)
             except LLMError as exc:
                 notice = f"Not checked by the model: {exc.message}."
             lap("judge")
@@ -419,6 +428,7 @@ class QAService:
             notice=notice,
             citation_check=check,
             missing=extracted.missing,
+            answer_type=extracted.answer_type,
             judge=JudgeVerdict(probability=verdict.probability, threshold=verdict.threshold) if verdict else None,
         )
         if not streamed:  # after a failure mid-stream, AnswerDone alone replaces what was shown
@@ -430,12 +440,6 @@ class QAService:
 def _check_unicode(text: str, what: str, error: type[InvalidInput] | type[InvalidQuestion]) -> None:
     if has_lone_surrogate(text):
         raise error(f"{what} is not valid Unicode: it contains an unpaired surrogate")
-
-
-def _cited_candidate(extracted: ExtractiveAnswer, candidates: Sequence[Candidate]) -> Candidate:
-    first = extracted.citations[0]
-    return next(c for c in candidates
-                if c.record.article_id == first.article_id and c.paragraph.number == first.paragraph)
 
 
 def _fallback_notice(reason: str) -> str:

