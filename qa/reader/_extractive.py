@@ -32,6 +32,7 @@ from qa.reader._constraints import (
 )
 
 ABSTENTION = "The indexed articles don't answer this question."
+_FACT_WINDOW = 15  # words kept around the asked-for entity when an answer must be trimmed
 
 
 @dataclass
@@ -43,6 +44,7 @@ class ScoredSentence:
     covered: frozenset[str]
     coverage: float
     support: float
+    base_support: float = 0.0  # before the answer type's bonus or penalty
     answers_type: bool | None = None  # holds an entity of the asked-for type; None: not tagged
     entities: tuple[Entity, ...] = ()  # those entities, offsets within the sentence
 
@@ -92,7 +94,7 @@ def score_sentences(condensed: Condensed, candidates: list[Candidate], keyword: 
             dense = candidate.dense if candidate.dense else best_dense * 0.8
             support = (0.65 * coverage + 0.35 * max(dense, 0.0) - 0.05 * (rank - 1)
                        + 0.2 * (candidate.score - best_score))
-            scored.append(ScoredSentence(candidate, rank, start, end, covered, coverage, support))
+            scored.append(ScoredSentence(candidate, rank, start, end, covered, coverage, support, support))
     scored.sort(key=lambda s: s.support, reverse=True)
     return scored
 
@@ -120,7 +122,7 @@ def _tag(sentences: list[ScoredSentence], answer_type: AnswerType, asked: set[st
             else:
                 sentence.answers_type = False
     for sentence, entities in zip(untagged, tagger.entities([s.text for s in untagged])):
-        sentence.entities = tuple(answering_entities(entities, answer_type, asked))
+        sentence.entities = tuple(answering_entities(sentence.text, entities, answer_type, asked))
         sentence.answers_type = bool(sentence.entities)
 
 
@@ -163,12 +165,23 @@ def typed_companion(best: ScoredSentence, scored: list[ScoredSentence], answer_t
 
 def _word_budgets(chosen: list[ScoredSentence], max_words: int) -> list[int]:
     """Words each chosen sentence may keep: all of them when the answer fits in ``max_words``
-    (the [n] markers count as words too), else shares in proportion to their lengths, so a
-    long first sentence cannot crowd out the one that holds the fact."""
+    (the [n] markers count as words too). Otherwise a sentence holding the asked-for entity
+    keeps at least a window of ``_FACT_WINDOW`` words around it (``_trim`` keeps the entity in
+    view), the others keep what remains, so that neither the fact nor the words that matched
+    the question are cut away; without such a sentence, shares in proportion to the lengths."""
     budget = max_words - len(chosen)
     lengths = [len(s.text.split()) for s in chosen]
     if sum(lengths) <= budget:
         return lengths
+    holding = [bool(s.entities) for s in chosen]
+    if any(holding) and not all(holding):
+        reserved = sum(min(length, _FACT_WINDOW) for length, fact in zip(lengths, holding) if fact)
+        rest = sum(length for length, fact in zip(lengths, holding) if not fact)
+        others = min(rest, budget - reserved)
+        facts = budget - others
+        fact_total = sum(length for length, fact in zip(lengths, holding) if fact)
+        return [max(8, (facts if fact else others) * length // (fact_total if fact else rest))
+                for length, fact in zip(lengths, holding)]
     return [max(8, budget * length // sum(lengths)) for length in lengths]
 
 
@@ -248,7 +261,8 @@ def answer_extractively(condensed: Condensed, candidates: list[Candidate], keywo
             continue  # a second paragraph would be a second citation, right far less often
         adds = other.covered - chosen[0].covered
         words_so_far = sum(len(s.text.split()) for s in chosen)
-        if (adds and other.support >= 0.6 * chosen[0].support
+        # Compared before the type's bonus: a sentence left untagged carries the penalty.
+        if (adds and other.base_support >= 0.6 * chosen[0].base_support
                 and words_so_far + len(other.text.split()) + 2 <= settings.max_words):
             chosen.append(other)
     # Read the chosen sentences in article order when they come from one paragraph.
