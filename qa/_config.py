@@ -85,13 +85,14 @@ class AnswerSettings(_Section):
     abstain_threshold: float = 0.36
     max_question_chars: int = 2000
     check_constraints: bool = True
-    check_names: bool = False
+    check_names: bool = True
     answer_types: bool = True
     type_bonus: float = 0.2
     type_penalty: float = 0.1
     typed_sentences: int = 8
     neighbour_paragraphs: int = 2
     require_answer_type: bool = False
+    figures_near_answer: bool = True
 
 
 class LLMSettings(_Section):

@@ -189,11 +189,46 @@ def test_a_follow_up_does_not_inherit_an_earlier_figure() -> None:
                     "Who died at 93?") == []
 
 
-def test_names_are_checked_only_when_switched_on() -> None:
-    settings = AnswerSettings()
-    assert settings.check_constraints and not settings.check_names
+def test_names_are_checked_unless_switched_off() -> None:
+    assert AnswerSettings().check_constraints and AnswerSettings().check_names
     answer = answer_extractively(condense("What was Eastgate Press's revenue in 2004?", None), [REVENUE_2004],
-                                 _FlatIdf(), settings)
+                                 _FlatIdf(), AnswerSettings(check_names=False))
     assert not answer.abstained
     assert question_constraints("What did Eastgate say about 2012?", names=False)[0].text == "2012"
     assert len(question_constraints("What did Eastgate say about 2012?", names=False)) == 1
+
+
+@pytest.mark.parametrize("question, article", [
+    ("How much worse off would families be under Liberal Democrat plans?", "The Lib Dems would cost families £630."),
+    ("Which British author wrote the novel?", "It is based on a novel by UK author Diana Wynne Jones."),
+    ("How many days will Ireland's squad spend away?", "The Irish squad will spend 91 days away."),
+    ("When did Galor and Zeria publish?", "In 1993, Galor and Zeira showed it."),  # one swapped letter
+])
+def test_names_meet_the_aliases_and_misspellings_of_british_news(question: str, article: str) -> None:
+    assert _missing(question, article) == []
+
+
+def test_a_name_several_letters_away_is_still_missing() -> None:
+    assert _missing("What did Zorba say?", "In 1993, Galor and Zeira showed it.") == ["Zorba"]
+
+
+def _story(*paragraphs: str) -> Candidate:
+    spans, position = [], 0
+    for number, text in enumerate(paragraphs, 1):
+        spans.append(Paragraph(number, position, position + len(text), text))
+        position += len(text) + 2
+    record = ArticleRecord("s1", "s1.txt", "/news/s1.txt", "/news", "Lewis-Francis targets gold", "hash", "txt",
+                           len(spans), tuple(spans), "2026-01-01T00:00:00Z")
+    return Candidate(record, spans[0], score=1.0, dense=0.8)
+
+
+def test_a_year_far_from_the_answer_does_not_meet_the_question() -> None:
+    story = _story("Mark Lewis-Francis ran the 100m in 10.13 seconds in Athens.",
+                   "He spoke about his winter training.", "He trains with the relay squad.",
+                   "He hopes to win gold at the 2005 World Championships in Helsinki.")
+    question = "What time did Mark Lewis-Francis run in the 100m at the 2005 World Championships?"
+    near = answer_extractively(condense(question, None), [story], _FlatIdf(), AnswerSettings())
+    assert near.abstained and near.missing == ["2005"]
+    anywhere = answer_extractively(condense(question, None), [story], _FlatIdf(),
+                                   AnswerSettings(figures_near_answer=False))
+    assert not anywhere.abstained and "10.13" in anywhere.answer

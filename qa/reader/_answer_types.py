@@ -70,7 +70,9 @@ for _type, _nouns in {
               "employee boss chairman spokesman spokeswoman analyst economist lawyer captain presenter host comedian "
               "musician artist designer founder rapper winner candidate mp politician secretary chancellor "
               "governor senator batsman bowler athlete champion opponent rival expert scientist researcher "
-              "footballer forward midfielder defender goalkeeper keeper wing fly-half scrum-half prop",
+              "footballer forward midfielder defender goalkeeper keeper wing fly-half scrum-half prop cyclist golfer "
+              "driver rider racer boxer jockey runner swimmer skier skater novelist poet "
+              "playwright composer photographer journalist editor reporter dj",
     "organisation": "company firm club team group party organisation organization bank body side network "
                     "channel broadcaster brand band label publisher studio carrier airline retailer "
                     "manufacturer operator regulator agency union newspaper paper website site charity "

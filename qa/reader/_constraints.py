@@ -193,10 +193,44 @@ class ArticleFacts:
     def _mentions(self, word: str) -> bool:
         if word in self.words or stem(word) in self.words or word in self.acronyms:
             return True
-        # "Brazil" is met by "Brazilian", "Victoria" by "Victorian", "Indian" by "India".
+        if any(alias in self.words or alias in self.acronyms for alias in _ALIASES.get(word, ())):
+            return True
+        # "Brazil" is met by "Brazilian", "Victoria" by "Victorian", "Indian" by "India"; a long
+        # name misspelt by one letter or a swap ("Zeria" for "Zeira") by the name.
         return len(word) >= 4 and any(
             w.startswith(word) or (len(w) >= 4 and len(word) - len(w) <= 3 and word.startswith(w))
+            or (len(word) >= 5 and _one_edit_apart(word, w))
             for w in self.words)
+
+
+def _one_edit_apart(a: str, b: str) -> bool:
+    """One substitution, insertion, deletion or swap of neighbours turns ``a`` into ``b``."""
+    if abs(len(a) - len(b)) > 1 or a == b or a[0] != b[0]:
+        return False
+    if len(a) == len(b):
+        diffs = [i for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        return len(diffs) == 1 or (len(diffs) == 2 and diffs[1] == diffs[0] + 1
+                                   and a[diffs[0]] == b[diffs[1]] and a[diffs[1]] == b[diffs[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = next((i for i, (x, y) in enumerate(zip(short, long_)) if x != y), len(short))
+    return short[i:] == long_[i + 1 :]
+
+
+# What British news writes for a name or nationality a question may use: "the Lib Dems" for the
+# Liberal Democrats, "the UK" for British, "Irish" for Ireland. Each word of a question's name
+# is met by any of these in the article.
+_DEMONYMS = {
+    "british": ("britain", "uk"), "britain": ("british", "uk"), "uk": ("britain", "british"),
+    "english": ("england",), "scottish": ("scotland", "scots"), "welsh": ("wales",), "irish": ("ireland",),
+    "ireland": ("irish",), "american": ("us", "usa", "america"), "america": ("us", "usa", "american"),
+    "us": ("america", "american", "usa"), "french": ("france",), "france": ("french",), "dutch": ("netherlands", "holland"),
+    "netherlands": ("dutch", "holland"), "spanish": ("spain",), "spain": ("spanish",), "greek": ("greece",),
+    "greece": ("greek",), "swiss": ("switzerland",), "chinese": ("china",), "japanese": ("japan",),
+    "german": ("germany",), "germany": ("german",), "italian": ("italy",), "italy": ("italian",),
+    "liberal": ("lib",), "democrat": ("dem", "dems", "democrats"), "democrats": ("dem", "dems", "democrat"),
+    "conservative": ("tory", "tories"), "conservatives": ("tory", "tories"), "labour": ("labour's",),
+}
+_ALIASES: dict[str, tuple[str, ...]] = _DEMONYMS
 
 
 _FACTS_CACHE_SIZE = 4096

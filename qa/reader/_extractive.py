@@ -209,18 +209,31 @@ def _trim(sentence: ScoredSentence, max_words: int, weights_terms: set[str]) -> 
     return tokens[best][0], tokens[best + max_words - 1][1]
 
 
-def _meeting_constraints(scored: list[ScoredSentence], constraints: list[Constraint]
+def _meeting_constraints(scored: list[ScoredSentence], constraints: list[Constraint], near: bool
                          ) -> tuple[list[ScoredSentence], list[Constraint]]:
-    """The sentences whose article mentions every constraint, and what the best sentence's article lacks."""
-    missing_by_article: dict[str, list[Constraint]] = {}
+    """The sentences whose article mentions every constraint, and what the best sentence's
+    article lacks. With ``near``, years and figures count only in the sentence's paragraph, the
+    ones beside it and the title: "the 2005 World Championships" in a story's outlook does not
+    date the race it reports."""
+    names = [c for c in constraints if c.kind == "name"]
+    figures = [c for c in constraints if c.kind != "name"] if near else []
+    whole = names if near else constraints
+    missing_by_place: dict[tuple[str, int], list[Constraint]] = {}
     kept: list[ScoredSentence] = []
     for sentence in scored:
         record = sentence.candidate.record
-        if record.article_id not in missing_by_article:
-            missing_by_article[record.article_id] = missing_constraints(constraints, ArticleFacts.of_record(record))
-        if not missing_by_article[record.article_id]:
+        number = sentence.candidate.paragraph.number if near else 0
+        key = (record.article_id, number)
+        if key not in missing_by_place:
+            missing = missing_constraints(whole, ArticleFacts.of_record(record))
+            if figures:
+                window = [p.text for p in record.paragraphs if abs(p.number - number) <= 1]
+                missing += missing_constraints(figures, ArticleFacts.of_text("\n".join([record.title, *window])))
+            missing_by_place[key] = missing
+        if not missing_by_place[key]:
             kept.append(sentence)
-    return kept, missing_by_article[scored[0].candidate.record.article_id]
+    first = scored[0]
+    return kept, missing_by_place[(first.candidate.record.article_id, first.candidate.paragraph.number if near else 0)]
 
 
 def answer_extractively(condensed: Condensed, candidates: list[Candidate], keyword: KeywordIndex,
@@ -241,7 +254,7 @@ def answer_extractively(condensed: Condensed, candidates: list[Candidate], keywo
         constraints = question_constraints(condensed.question, condensed.earlier_question,
                                            names=settings.check_names)
         if constraints:
-            scored, missing = _meeting_constraints(scored, constraints)
+            scored, missing = _meeting_constraints(scored, constraints, settings.figures_near_answer)
             if not scored or scored[0].support < settings.abstain_threshold:
                 return ExtractiveAnswer(not_mentioned_message(missing), True, [],
                                         scored[0].support if scored else 0.0, [c.text for c in missing],
