@@ -87,10 +87,10 @@ class AnswerSettings(_Section):
     check_constraints: bool = True
     check_names: bool = True
     answer_types: bool = True
-    type_bonus: float = 0.2
-    type_penalty: float = 0.1
+    type_bonus: float = 0.3
+    type_penalty: float = 0.2
     typed_sentences: int = 8
-    neighbour_paragraphs: int = 2
+    neighbour_paragraphs: int = 0
     require_answer_type: bool = False
     figures_near_answer: bool = True
 

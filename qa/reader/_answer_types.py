@@ -87,7 +87,7 @@ for _type, _nouns in {
              "loss losses debt debts spending investment prize deal tax money cash",
     "percent": "percentage proportion share percent rate",
     "quantity": "number score margin odds vote votes distance height weight length speed tally",
-    "amount": "amount size figure total capacity majority lead level increase rise cut fall drop growth",
+    "amount": "amount ceiling limit cap size figure total capacity majority lead level increase rise cut fall drop growth",
     "duration": "duration sentence term ban jail period time spell streak run age",  # OntoNotes tags ages DATE
 }.items():
     for _noun in _nouns.split():
@@ -207,6 +207,8 @@ def question_type(question: TaggedQuestion) -> AnswerType | None:
     commas = [i for i, (text, _) in enumerate(tokens) if text == ","]
     if commas and any(tag in _WH_TAGS or text == "how" for text, tag in tokens[commas[-1] + 1 :]):
         tokens = tokens[commas[-1] + 1 :]
+    if tokens[-2:-1] == [("called", "VBN")] or tokens[-3:-1] == [("known", "VBN"), ("as", "IN")]:
+        return None  # "What are schools that charge no fees called?" asks for a term
     for position, (text, tag) in enumerate(tokens):
         if tag not in _WH_TAGS and text != "how":
             continue
@@ -251,12 +253,20 @@ def question_type(question: TaggedQuestion) -> AnswerType | None:
                     of = next((i for i, t in enumerate(rest) if t[0] == "of"), None)
                     noun = (_head_noun(rest[of + 1 :], skip_determiner=True, possessor_asked=False)
                             if of is not None else None)
-            kind = _HEAD_NOUNS.get(noun) if noun is not None else None
+            kind = _noun_type(noun) if noun is not None else None
             if kind is None and asked_words & {"worth", "cost"}:
                 return "money"  # "what were exports worth", "what would it cost"
             return kind
         return None
     return None
+
+
+def _noun_type(noun: str) -> AnswerType | None:
+    """The type a head noun asks for; agent nouns not listed ("flautist", "historian") ask for a person."""
+    kind = _HEAD_NOUNS.get(noun)
+    if kind is None and " " not in noun and len(noun) > 5 and noun.endswith(("ist", "ists", "ian", "ians")):
+        return "person"
+    return kind
 
 
 def _head_noun(tokens: list[tuple[str, str]], skip_determiner: bool = False, possessor_asked: bool = True
@@ -293,7 +303,7 @@ _DATE_WORDS = frozenset(
     "tuesday wednesday thursday friday saturday sunday today yesterday tomorrow week weeks weekend month "
     "months year years decade decades century centuries ago season spring summer autumn winter christmas "
     "easter night morning evening afternoon hour hours minute minutes day days".split())
-_NAME_TYPES = frozenset({"person_or_organisation", "person", "organisation", "place"})
+NAME_TYPES = frozenset({"person_or_organisation", "person", "organisation", "place"})
 
 
 def could_hold(text: str, answer_type: AnswerType, question_words: set[str]) -> bool:
@@ -301,7 +311,7 @@ def could_hold(text: str, answer_type: AnswerType, question_words: set[str]) -> 
     asked: a name needs a capitalised word the question does not use, a figure a digit or a
     number word, a date a digit or a date word, a year a digit. It saves the tagger most
     sentences of a news lead, which restate the question's own names without the figure."""
-    if answer_type in _NAME_TYPES:
+    if answer_type in NAME_TYPES:
         return any(word[0].isupper() and word.lower() not in question_words and word.lower() not in STOPWORDS
                    for word in tokens(text))
     if any(ch.isdigit() for ch in text):
