@@ -48,7 +48,8 @@ ANSWER_TYPES: tuple[AnswerType, ...] = (
 # accept one; a count ("how many", "by what vote") is CARDINAL or QUANTITY, and an amount
 # ("how much land", "how large", "what increase") may be money or a percentage too.
 LABELS: dict[AnswerType, frozenset[str]] = {
-    "person_or_organisation": frozenset({"PERSON", "ORG"}),
+    # News uses a capital or a country for its government: "Who condemned it?" "Beijing".
+    "person_or_organisation": frozenset({"PERSON", "ORG", "GPE", "NORP"}),
     "person": frozenset({"PERSON"}),
     "organisation": frozenset({"ORG", "NORP", "PERSON"}),
     "place": frozenset({"GPE", "LOC", "FAC", "NORP"}),  # "which country's MEPs": "Polish MEPs"
