@@ -62,7 +62,7 @@ class ChatModel:
     def first_token_probabilities(self, messages: Sequence[ChatMessage], top: int = 10) -> dict[str, float]:
         """The likeliest first tokens of the reply and their probabilities (one token is generated)."""
         try:
-            return token_probabilities(one_token(self.llm, top).chat(messages))
+            return first_token_distribution(self.llm, messages, top)
         except Exception as exc:  # noqa: BLE001  (any failure: the caller goes on without the model)
             raise self._failure(exc) from None
 
@@ -88,6 +88,11 @@ class ChatModel:
             return LLMError(f"{self.description} did not answer in time")
         named = self.name_failure(exc)
         return LLMError(f"{self.description} {named}" if named else f"{self.description} failed: {type(exc).__name__}")
+
+
+def first_token_distribution(llm: LLM, messages: Sequence[ChatMessage], top: int) -> dict[str, float]:
+    """One token of ``llm``'s reply to ``messages``: its ``top`` likeliest values and their probabilities."""
+    return token_probabilities(one_token(llm, top).chat(messages))
 
 
 def one_token(llm: LLM, top: int) -> LLM:

@@ -50,7 +50,7 @@ from llama_index.core.llms.llm import LLM
 
 from qa._config import LLMSettings
 from qa._errors import ConfigError, LLMError, QAError
-from qa.llm._chat_model import ChatModel, one_token, token_probabilities
+from qa.llm._chat_model import ChatModel, first_token_distribution
 from qa.llm._openai import openai_chat_model
 
 log = logging.getLogger(__name__)
@@ -231,10 +231,7 @@ class SupervisedChatModel(ChatModel):
         """The answer's text as the child generates it; :class:`LLMError` when the child fails."""
         failure: LLMError | None = None
         with self._lock:
-            try:
-                child = self._ready_child()
-            except ConfigError as exc:
-                raise LLMError(exc.message) from None
+            child = self._answering_child()
             responses = None
             try:
                 responses = child.llm.stream_chat(messages)
@@ -254,15 +251,20 @@ class SupervisedChatModel(ChatModel):
     def first_token_probabilities(self, messages: Sequence[ChatMessage], top: int = 10) -> dict[str, float]:
         """The likeliest first tokens of the child's reply; :class:`LLMError` when the child fails."""
         with self._lock:
+            child = self._answering_child()
             try:
-                child = self._ready_child()
-            except ConfigError as exc:
-                raise LLMError(exc.message) from None
-            try:
-                return token_probabilities(one_token(child.llm, top).chat(messages))
+                return first_token_distribution(child.llm, messages, top)
             except Exception as exc:  # noqa: BLE001  (any failure of the child: go on without it)
                 failure = self._failure(child, exc)
         raise self._restarting_after(failure)
+
+    def _answering_child(self) -> _Child:
+        """The running child, started if need be; a model that cannot start is an :class:`LLMError`
+        to the request (the caller answers extractively), not a configuration error."""
+        try:
+            return self._ready_child()
+        except ConfigError as exc:
+            raise LLMError(exc.message) from None
 
     def _restarting_after(self, failure: LLMError) -> LLMError:
         """``failure``, once a restart of a child that cannot answer has begun (called after the
