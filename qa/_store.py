@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 import weakref
 from dataclasses import asdict
@@ -55,6 +56,9 @@ _ARTICLES_PER_FETCH = 200
 _MANIFEST_COPY_VERSION = 1
 # Commits the log keeps: a process whose records are older than that reads the whole manifest.
 _COMMIT_LOG_LENGTH = 64
+# A running server brings its own records forward and needs no copy, but the next fresh process
+# does: after this many commits without one it leaves a copy, well before the log runs out.
+_COMMITS_PER_COPY = _COMMIT_LOG_LENGTH // 2
 # The id, in the commits collection, of the record naming the articles of the latest write.
 _WRITE_IN_PROGRESS = "write-in-progress"
 
@@ -200,6 +204,8 @@ class ChromaIndex:
         # The last manifest this object read or derived, by generation: an ingest reads it before
         # its commit and again after, and at a million paragraphs each read of the copy is seconds.
         self._last_records: tuple[str, dict[str, ArticleRecord]] | None = None
+        self._commits_since_copy = 0
+        self._copy_writer: threading.Thread | None = None
 
     def has_seen(self, generation: str) -> bool:
         """Whether this client's view of the store includes ``generation``.
@@ -271,17 +277,22 @@ class ChromaIndex:
         """The records of ``generation``, and whether they are exactly that generation's."""
         if (copied := self._read_manifest_copy(generation)) is not None:
             return copied, True
-        leave_copy = known is None  # a caller with records of its own (a running server) leaves none
+        # A caller with records of its own (a running server) leaves a copy only now and then.
+        leave_copy = known is None
         if known is None:
             known = self._last_records or self._newest_manifest_copy()
-        if known is not None and (changed := self._changed_since(known[0], generation)) is not None:
+        if known is not None and (walked := self._changed_since(known[0], generation)) is not None:
+            changed, commits = walked
             fetched = self._fetch_records(changed)
             records = {**known[1], **fetched}
             # An article added and removed after ``known`` is in neither.
             for removed in changed - fetched.keys():
                 records.pop(removed, None)
+            self._commits_since_copy += commits
             if leave_copy and self.generation() == generation:
                 self._write_manifest_copy(generation, records)
+            elif self._commits_since_copy >= _COMMITS_PER_COPY:
+                self._leave_copy_in_background(generation, records)
             return records, True
         records: dict[str, ArticleRecord] = {}
         for ids, metadatas, documents in self._pages(self._articles, ["metadatas", "documents"]):
@@ -305,12 +316,22 @@ class ChromaIndex:
                 return generation, copied
         return None
 
-    def _changed_since(self, known: str, generation: str) -> set[str] | None:
+    def _leave_copy_in_background(self, generation: str, records: dict[str, ArticleRecord]) -> None:
+        """Write the copy on a thread of its own (seconds at a million paragraphs), one at a time;
+        not a daemon, so that a server shutting down finishes the file rather than leave half."""
+        if self._copy_writer is not None and self._copy_writer.is_alive():
+            return
+        self._commits_since_copy = 0
+        self._copy_writer = threading.Thread(target=self._write_manifest_copy, args=(generation, records),
+                                             name="qa-manifest-copy")
+        self._copy_writer.start()
+
+    def _changed_since(self, known: str, generation: str) -> tuple[set[str], int] | None:
         """The ids of the articles that the commits after ``known`` up to ``generation`` wrote or
-        removed; None when the commit log does not reach back to ``known`` (then only a whole
-        read will do)."""
+        removed, and how many commits those were; None when the commit log does not reach back to
+        ``known`` (then only a whole read will do)."""
         if known == generation:
-            return set()
+            return set(), 0
         current = self._generation_record()
         if not current or "sequence" not in current:
             return None  # written before the log was kept
@@ -322,6 +343,7 @@ class ChromaIndex:
             raise self._wrap(exc) from None
         log = {int(i): (m, d) for i, m, d in zip(got["ids"], got["metadatas"], got["documents"])}
         changed: set[str] = set()
+        commits = 0
         expected = None  # until the walk reaches ``generation``: commits may have landed since
         for number in range(sequence, sequence - len(wanted), -1):
             if number not in log:
@@ -332,8 +354,9 @@ class ChromaIndex:
             if expected is not None and metadata.get("token") != expected:
                 return None  # an entry whose commit never landed was overwritten: the chain is broken
             changed.update(json.loads(document))
+            commits += 1
             if metadata.get("parent") == known:
-                return changed
+                return changed, commits
             expected = metadata.get("parent")
         return None
 
@@ -355,6 +378,7 @@ class ChromaIndex:
         return read_cached(self._manifest_copy(generation), _MANIFEST_COPY_VERSION)
 
     def _write_manifest_copy(self, generation: str, records: dict[str, ArticleRecord]) -> None:
+        self._commits_since_copy = 0
         try:
             write_cached(self._manifest_copy(generation), _MANIFEST_COPY_VERSION, records)
         except OSError:

@@ -148,3 +148,27 @@ def test_a_new_copy_replaces_the_old_one_only_once_it_is_written(settings: Setti
     assert seen_while_writing and all(old.name in names for names in seen_while_writing)
     (new,) = _copies(settings)
     assert new != old
+
+
+def test_a_running_service_that_keeps_writing_leaves_copies_for_the_next_process(
+        settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("qa._store._COMMITS_PER_COPY", 2)
+    server = QAService(settings)
+    server.ingest([SEEDS])
+    server.snapshot()
+    for copy in _copies(settings):
+        copy.unlink()
+    for number in range(3):  # uploads, as the API makes them: the server's own records move forward
+        server.upload([(f"note-{number}.txt", f"Note {number}\n\nSomething new, number {number}.\n".encode())])
+        server.snapshot()
+    server.index._copy_writer.join(timeout=30)  # noqa: SLF001
+    (copy,) = _copies(settings)
+    # The copy is of a generation the server reached; a fresh process brings it forward by at
+    # most the commits since, without reading the whole manifest.
+    whole_reads: list[str] = []
+    pages = ChromaIndex._pages  # noqa: SLF001
+    monkeypatch.setattr(ChromaIndex, "_pages", lambda self, collection, include:
+                        whole_reads.append(collection.name) or pages(self, collection, include))
+    records = QAService(settings).snapshot().records
+    assert len(records) == 4
+    assert not any(name.endswith("_articles") for name in whole_reads)
