@@ -18,11 +18,13 @@ from __future__ import annotations
 import html
 import logging
 import os
+import math
 import re
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import gradio as gr
 from gradio.utils import get_upload_folder
@@ -59,6 +61,10 @@ K_RANGE = f"The number of sources (k) must be a whole number from 1 to {MAX_K}."
 SOURCES_RANGE = f"Sources to use must be a whole number from 1 to {MAX_SOURCES}."
 # How much of a refused, too-long question the chat repeats: the whole of it stays in the box.
 SHOWN_QUESTION_CHARS = 280
+# Rows of the library sent at a time: the page stays as light at 100,000 articles as at ten.
+LIBRARY_PAGE_SIZE = 50
+# A search longer than any title and file name together can match nothing they hold.
+MAX_LIBRARY_SEARCH_CHARS = 200
 
 Span = tuple[int, int]  # [begin, end) offsets into a text
 
@@ -179,6 +185,122 @@ def source_view(service: QAService, paragraph: Citation | RetrievedParagraph, ke
     )
 
 
+# -- the library: the indexed articles, a page at a time -------------------------------------
+
+# Column: (header, the direction a first click sorts in, how the summary says each direction).
+LIBRARY_COLUMNS = {
+    "title": ("Title", False, ("title A–Z", "title Z–A")),
+    "doc": ("File", False, ("file A–Z", "file Z–A")),
+    "paragraphs": ("Paragraphs", True, ("fewest paragraphs first", "most paragraphs first")),
+    "indexed": ("Indexed", True, ("oldest first", "newest first")),
+}
+
+
+@dataclass(frozen=True)
+class LibraryQuery:
+    """What the library shows one session: the search, the sort and the page. The default is the
+    newest articles first, so an upload is at the top."""
+
+    search: str = ""
+    sort: str = "indexed"
+    descending: bool = True
+    page: int = 1
+    # What this session's last upload indexed: highlighted wherever it is listed.
+    highlighted: frozenset[str] = frozenset()
+
+    def sorted_by(self, column: object) -> "LibraryQuery":
+        """A click on ``column``'s header: the other direction if already sorted by it, else its
+        first direction; back to page 1 either way. An unknown column changes nothing."""
+        if not isinstance(column, str) or column not in LIBRARY_COLUMNS:
+            return self
+        descending = not self.descending if column == self.sort else LIBRARY_COLUMNS[column][1]
+        return replace(self, sort=column, descending=descending, page=1)
+
+    def searching(self, text: object) -> "LibraryQuery":
+        search = displayable(text.strip())[:MAX_LIBRARY_SEARCH_CHARS] if isinstance(text, str) else ""
+        return replace(self, search=search, page=1)
+
+    def on_page(self, page: object) -> "LibraryQuery":
+        """Page ``page``, as a client sent it; clamped into range when the page is listed."""
+        if isinstance(page, float) and page.is_integer():
+            page = int(page)
+        if isinstance(page, bool) or not isinstance(page, int):
+            return self
+        return replace(self, page=max(1, min(page, 10**9)))
+
+
+def library_query(value: object) -> LibraryQuery:
+    """The session's query; a fresh one if the state holds anything else."""
+    return value if isinstance(value, LibraryQuery) else LibraryQuery()
+
+
+@dataclass(frozen=True)
+class LibraryPage:
+    """One page of the library: its rows and where it stands in the whole list."""
+
+    query: LibraryQuery  # with the page clamped into range
+    rows: tuple[ArticleRecord, ...]
+    matching: int  # articles the search matches (all of them without a search)
+    total: int  # articles indexed
+    pages: int
+
+    @property
+    def first(self) -> int:
+        """The 1-based position of the first row in the matching articles (0 when there are none)."""
+        return (self.query.page - 1) * LIBRARY_PAGE_SIZE + 1 if self.rows else 0
+
+
+class LibraryListing:
+    """The articles of one snapshot in every order the library sorts by, each worked out once,
+    on its first use: a page is then a slice, even at 100,000 articles."""
+
+    def __init__(self, records: Sequence[ArticleRecord]) -> None:
+        # Ties in any order are listed by file name, A–Z, in both directions (the sorts are stable).
+        self.records = sorted(records, key=lambda record: record.doc)
+        self.searched = [f"{record.title}\n{record.doc}".casefold() for record in self.records]
+        self._orders: dict[tuple[str, bool], list[int]] = {}
+        self._lock = threading.Lock()
+
+    def _order(self, column: str, descending: bool) -> list[int]:
+        with self._lock:
+            order = self._orders.get((column, descending))
+            if order is None:
+                keys = {
+                    "title": lambda i: self.records[i].title.casefold(),
+                    "doc": lambda i: self.records[i].doc.casefold(),
+                    "paragraphs": lambda i: len(self.records[i].paragraphs),
+                    "indexed": lambda i: self.records[i].ingested_at,
+                }
+                order = sorted(range(len(self.records)), key=keys[column], reverse=descending)
+                self._orders[(column, descending)] = order
+            return order
+
+    def page(self, query: LibraryQuery) -> LibraryPage:
+        order = self._order(query.sort, query.descending)
+        words = query.search.casefold().split()
+        if words:
+            order = [i for i in order if all(word in self.searched[i] for word in words)]
+        pages = max(1, math.ceil(len(order) / LIBRARY_PAGE_SIZE))
+        query = replace(query, page=min(query.page, pages))
+        start = (query.page - 1) * LIBRARY_PAGE_SIZE
+        rows = tuple(self.records[i] for i in order[start:start + LIBRARY_PAGE_SIZE])
+        return LibraryPage(query, rows, len(order), len(self.records), pages)
+
+
+class LibraryListings:
+    """The listing of the newest snapshot a session asked for, shared by every session."""
+
+    def __init__(self) -> None:
+        self._latest: tuple[str, LibraryListing] | None = None
+        self._lock = threading.Lock()
+
+    def of(self, generation: str, records: dict[str, ArticleRecord]) -> LibraryListing:
+        with self._lock:
+            if self._latest is None or self._latest[0] != generation:
+                self._latest = (generation, LibraryListing(list(records.values())))
+            return self._latest[1]
+
+
 # -- rendering (every piece of untrusted text goes through html.escape) ---------------------
 
 
@@ -199,6 +321,12 @@ def sentence(message: str) -> str:
 def user_error(message: str) -> gr.Error:
     # Gradio shows an error's message as HTML. A client's mistake is no server fault: no traceback.
     return gr.Error(escape(sentence(message)), print_exception=False)
+
+
+def event_data(event: object) -> dict:
+    """What the page's script sent with an event it triggered; ``{}`` for anything but an object."""
+    data = getattr(event, "_data", None)
+    return data if isinstance(data, dict) else {}
 
 
 def sources_count(k: object, maximum: int = MAX_K, message: str = K_RANGE) -> int | None:
@@ -403,18 +531,80 @@ def format_ingested(stamp: str) -> str:
         return stamp
 
 
-def render_library(records: list[ArticleRecord]) -> str:
-    if not records:
-        return '<p class="library-empty">No articles are indexed.</p>'
-    rows = "".join(
-        f'<tr data-article-id="{escape(r.article_id)}"><td class="col-title">{escape(r.title)}</td>'
-        f'<td class="col-doc">{escape(r.doc)}</td><td class="col-count">{len(r.paragraphs)}</td>'
-        f'<td class="col-date">{escape(format_ingested(r.ingested_at))}</td></tr>'
-        for r in records
-    )
+def render_library(listed: LibraryPage | Sequence[ArticleRecord], upload_folder: Path | None = None) -> str:
+    """One page of the library: a summary line, the table with sortable headers and a Delete
+    button per row, and the pager. ``listed`` may be plain records, shown as a single page.
+    Articles saved in ``upload_folder`` are tagged as uploads, and those the query highlights
+    (what the session just uploaded) stand out."""
+    page = listed if isinstance(listed, LibraryPage) else LibraryPage(LibraryQuery(), tuple(listed), len(listed),
+                                                                      len(listed), 1)
+    if not page.total:
+        return '<p class="library-empty">No articles are indexed. Upload some above.</p>'
+    query = page.query
+    headers = []
+    for column, (label, _, _) in LIBRARY_COLUMNS.items():
+        sorted_here = column == query.sort
+        direction = ("descending" if query.descending else "ascending") if sorted_here else "none"
+        arrow = ("▼" if query.descending else "▲") if sorted_here else "↕"
+        headers.append(
+            f'<th class="col-{column}" data-column="{column}" aria-sort="{direction}">'
+            f'<button type="button" class="sort" data-sort="{column}" title="Sort by {label.lower()}">'
+            f'{label} <span class="sort-mark" aria-hidden="true">{arrow}</span></button></th>'
+        )
+    rows = "".join(render_library_row(record, upload_folder, record.article_id in query.highlighted)
+                   for record in page.rows)
+    if not rows:
+        rows = f'<tr class="no-match"><td colspan="5">No article matches “{escape(query.search)}”.</td></tr>'
+    view = f"{query.sort} {query.descending} {query.page} {query.search}"
     return (
-        '<div class="library-scroll"><table class="library"><thead><tr><th>Title</th><th>File</th>'
-        f"<th>Paragraphs</th><th>Ingested</th></tr></thead><tbody>{rows}</tbody></table></div>"
+        f'<div class="library-view" data-view="{escape(view)}" data-page="{query.page}" data-pages="{page.pages}">'
+        f'<p class="library-summary" role="status">{escape(library_summary(page))}</p>'
+        f'<div class="library-scroll"><table class="library"><thead><tr>{"".join(headers)}'
+        '<th class="col-actions"><span class="visually-hidden">Delete</span></th></tr></thead>'
+        f"<tbody>{rows}</tbody></table></div>{render_pager(page)}</div>"
+    )
+
+
+def render_library_row(record: ArticleRecord, upload_folder: Path | None, new: bool) -> str:
+    uploaded = upload_folder is not None and Path(record.path).parent == upload_folder
+    tags = ('<span class="tag tag-new">new</span>' if new else "") + (
+        '<span class="tag">uploaded</span>' if uploaded else "")
+    highlight = ' class="is-new"' if new else ""
+    return (
+        f'<tr data-article-id="{escape(record.article_id)}"{highlight}>'
+        f'<td class="col-title">{escape(record.title)}</td>'
+        f'<td class="col-doc">{escape(record.doc)}{tags}</td><td class="col-count">{len(record.paragraphs)}</td>'
+        f'<td class="col-date">{escape(format_ingested(record.ingested_at))}</td>'
+        f'<td class="col-actions"><button type="button" class="row-delete" data-delete="{escape(record.article_id)}" '
+        f'aria-label="Delete {escape(record.doc)}">Delete</button></td></tr>'
+    )
+
+
+def library_summary(page: LibraryPage) -> str:
+    query = page.query
+    order = LIBRARY_COLUMNS[query.sort][2][query.descending]
+    if query.search:
+        found = (f"{page.matching:,} of {plural(page.total, 'article')} match “{query.search}”"
+                 if page.matching else f"No article of {page.total:,} matches “{query.search}”")
+    else:
+        found = plural(page.total, "article")
+    shown = f"{page.first:,}–{page.first + len(page.rows) - 1:,} shown" if page.rows else ""
+    return " · ".join(part for part in (found, order, shown) if part)
+
+
+def render_pager(page: LibraryPage) -> str:
+    at = page.query.page
+
+    def button(label: str, target: int, name: str) -> str:
+        usable = 1 <= target <= page.pages and target != at
+        return (f'<button type="button" class="page-button" data-page="{target}" aria-label="{name}"'
+                f'{"" if usable else " disabled"}>{label}</button>')
+
+    return (
+        '<nav class="library-pager" aria-label="Library pages">'
+        f'{button("« First", 1, "First")}{button("‹ Previous", at - 1, "Previous")}'
+        f'<span class="page-of">Page {at:,} of {page.pages:,}</span>'
+        f'{button("Next ›", at + 1, "Next")}{button("Last »", page.pages, "Last")}</nav>'
     )
 
 
@@ -663,16 +853,85 @@ SOURCES_CSS = """
 .para mark { background: #fde68a; color: #1f2937; border-radius: 3px; padding: 0 1px; }
 """
 
+LIBRARY_PLACEHOLDER = '<p class="library-empty">Opening the library…</p>'
+
+# Sends the table's clicks to the server as events: a column header sorts ({sort}), a pager button
+# turns the page ({page}), a row's Delete asks to delete that article ({article_id}). It reads only
+# data attributes that render_library wrote. A new page, sort or search starts at the top of the
+# list; the same view re-rendered (after a delete) keeps the reader's place in it.
+LIBRARY_SCRIPT = r"""
+let shownView = null;
+let place = 0;
+element.addEventListener('scroll', (event) => {
+  if (event.target.classList && event.target.classList.contains('library-scroll')) place = event.target.scrollTop;
+}, true);
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button');
+  if (!button || !element.contains(button) || button.disabled) return;
+  if (button.dataset.sort) trigger('click', {sort: button.dataset.sort});
+  else if (button.dataset.page) trigger('click', {page: Number(button.dataset.page)});
+  else if (button.dataset.delete) trigger('select', {article_id: button.dataset.delete});
+});
+watch('value', () => {
+  const view = element.querySelector('.library-view');
+  const list = element.querySelector('.library-scroll');
+  if (!view || !list) return;
+  list.scrollTop = view.dataset.view === shownView ? place : 0;
+  place = list.scrollTop;
+  shownView = view.dataset.view;
+});
+"""
+
+# Run once a row's Delete has been answered: the confirmation sits above the table, which the
+# reader may have scrolled away from. It appears on the next frames, after Gradio's update.
+SHOW_DELETE_QUESTION_SCRIPT = """
+() => {
+  const reveal = (frames) => {
+    const box = document.getElementById('delete-confirm');
+    if (box && box.offsetParent !== null) box.scrollIntoView({block: 'nearest'});
+    else if (frames > 0) requestAnimationFrame(() => reveal(frames - 1));
+  };
+  reveal(60);
+}
+"""
+
 LIBRARY_CSS = """
+.library-summary { margin: 0 0 6px; color: var(--body-text-color-subdued); font-size: 0.9em; }
 .library-scroll { max-height: 60vh; overflow: auto; border: 1px solid var(--border-color-primary); border-radius: 10px; }
-.library { width: 100%; min-width: 560px; border-collapse: collapse; font-size: 0.9em; }
-.library th { position: sticky; top: 0; text-align: left; background: var(--background-fill-secondary); }
+.library { width: 100%; min-width: 620px; border-collapse: collapse; font-size: 0.9em; }
+.library th { position: sticky; top: 0; z-index: 1; text-align: left; background: var(--background-fill-secondary); }
 .library th, .library td { padding: 6px 10px; border-bottom: 1px solid var(--border-color-primary); vertical-align: top; }
-.col-title { overflow-wrap: anywhere; min-width: 12em; }
-.col-doc { font-family: var(--font-mono); overflow-wrap: anywhere; }
-.col-count { text-align: right; }
-.col-date { white-space: nowrap; }
+.library th[aria-sort] { padding: 0; }
+.sort { font: inherit; font-weight: 600; width: 100%; text-align: left; cursor: pointer; padding: 8px 10px;
+  min-height: 36px; background: none; border: none; color: inherit; white-space: nowrap; }
+.sort:hover, .sort:focus-visible { color: var(--color-accent); }
+.sort-mark { color: var(--body-text-color-subdued); font-size: 0.85em; }
+th[aria-sort="ascending"] .sort-mark, th[aria-sort="descending"] .sort-mark { color: var(--color-accent); }
+.col-title { overflow-wrap: break-word; min-width: 12em; }
+.col-doc { font-family: var(--font-mono); overflow-wrap: break-word; min-width: 10em; }
+.col-paragraphs, .col-count { text-align: right; }
+.col-indexed, .col-date { white-space: nowrap; }
+.col-actions { width: 1%; }
+.tag { display: inline-block; margin-left: 6px; padding: 0 6px; border-radius: 8px; font-family: var(--font-sans);
+  font-size: 0.8em; background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary); }
+.tag-new { background: var(--color-accent); border-color: var(--color-accent); color: white; }
+tr.is-new td { background: var(--color-accent-soft); }
+.row-delete { font: inherit; font-size: 0.85em; cursor: pointer; padding: 4px 10px; min-height: 32px; border-radius: 8px;
+  background: var(--background-fill-primary); border: 1px solid var(--border-color-primary);
+  color: var(--error-text-color, #b91c1c); }
+.row-delete:hover, .row-delete:focus-visible { border-color: var(--error-text-color, #b91c1c); }
+.no-match td { color: var(--body-text-color-subdued); text-align: center; padding: 18px; }
+.library-pager { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin-top: 8px; }
+.page-button { font: inherit; font-size: 0.9em; cursor: pointer; padding: 4px 12px; min-height: 36px; border-radius: 8px;
+  background: var(--background-fill-primary); border: 1px solid var(--border-color-primary); }
+.page-button:hover:not([disabled]) { border-color: var(--color-accent); }
+.page-button[disabled] { cursor: default; opacity: 0.45; }
+.page-of { padding: 0 6px; font-variant-numeric: tabular-nums; }
+.visually-hidden { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
 .library-empty { color: var(--body-text-color-subdued); }
+@media (max-width: 700px) {
+  .sort, .row-delete, .page-button { min-height: 44px; }
+}
 """
 
 # Inline, not a css_template: the script moves the note out of its component, where Gradio's
@@ -704,6 +963,7 @@ class ChatUI:
     log: logging.Logger = field(default=LOG)
     # The paths Gradio's upload route wrote: the page's Blocks.upload_file_set once it is built.
     gradio_uploads: set[str] = field(default_factory=set)
+    listings: LibraryListings = field(default_factory=LibraryListings)
 
     def answer_modes(self) -> list[tuple[str, str]]:
         """The modes this server can answer in, the default first; LLM only when one is configured."""
@@ -788,18 +1048,43 @@ class ChatUI:
     def clear(self) -> tuple[str, list[ChatEntry], str]:
         return render_conversation([]), [], ""
 
-    def library_view(self) -> tuple[str, str, dict]:
-        """(header, library table, delete choices) for the index as it is now."""
+    def library_table(self, query: LibraryQuery) -> tuple[str, LibraryQuery]:
+        """(the library page ``query`` asks for, over the index as it is now; the query as shown,
+        its page brought into range)."""
         try:
-            records = self.service.documents()
+            snapshot = self.service.snapshot()
         except QAError as exc:
-            return render_header(self.service), f'<p class="library-empty">{escape(exc.message)}</p>', gr.update(choices=[], value=None)
-        choices = [(f"{r.title} ({r.doc})", r.article_id) for r in records]
-        return render_header(self.service), render_library(records), gr.update(choices=choices, value=None)
+            return f'<p class="library-empty">{escape(sentence(exc.message))}</p>', query
+        page = self.listings.of(snapshot.generation, snapshot.records).page(query)
+        return render_library(page, self.settings.index.upload_folder), page.query
+
+    def open_library(self, query: object) -> tuple[str, LibraryQuery]:
+        """The session's library page, read afresh each time the tab opens."""
+        return self.library_table(library_query(query))
+
+    def search_library(self, text: object, query: object) -> tuple[str, LibraryQuery] | tuple[dict, dict]:
+        """The first page of what ``text`` finds. The box changes when an upload empties it too:
+        the upload has shown the library already, so the same search again changes nothing."""
+        shown = library_query(query)
+        searched = shown.searching(text)
+        if searched.search == shown.search:
+            return gr.skip(), gr.skip()
+        return self.library_table(searched)
+
+    def navigate_library(self, query: object, event: gr.EventData) -> tuple[str, LibraryQuery]:
+        """A click on a column header (``{"sort": column}``) or a pager button (``{"page": n}``)."""
+        clicked = event_data(event)
+        query = library_query(query)
+        if "sort" in clicked:
+            query = query.sorted_by(clicked["sort"])
+        elif "page" in clicked:
+            query = query.on_page(clicked["page"])
+        return self.library_table(query)
 
     def upload(self, payload: object, progress: gr.Progress = gr.Progress()
-               ) -> tuple[str, str, str, dict, None]:
-        """Index the files of one upload event, all in one ingest: a ✓ or ✗ line per file.
+               ) -> tuple[str, str, str, LibraryQuery, str, None]:
+        """Index the files of one upload event, all in one ingest: a ✓ or ✗ line per file, and
+        the library's first page, newest first, with what was just indexed highlighted at the top.
 
         The event gets Gradio's file records unprocessed (``preprocess=False``): Gradio's own
         processing of a file list leaves an empty temp file behind for every file. Each record's
@@ -828,6 +1113,7 @@ class ChatUI:
                 lines.append((False, f"{name}: {len(content):,} bytes is over the upload limit of {limit:,} bytes"))
                 continue
             accepted.append((name, content))
+        new: frozenset[str] = frozenset()
         if accepted:
             progress(0.5, desc=f"Indexing {plural(len(accepted), 'article')}")
             try:
@@ -837,7 +1123,9 @@ class ChatUI:
             else:
                 records = self.service.snapshot().records
                 lines.extend(upload_line(outcome, records.get(outcome.article_id or "")) for outcome in outcomes)
-        return (render_upload_report(lines), *self.library_view(), None)
+                new = frozenset(outcome.article_id for outcome in outcomes if outcome.article_id)
+        table, query = self.library_table(LibraryQuery(highlighted=new))
+        return render_upload_report(lines), render_header(self.service), table, query, "", None
 
     def received_file(self, raw_path: object) -> bytes | None:
         """The bytes of a file that Gradio's upload route wrote, then removed from its temp folder;
@@ -874,14 +1162,16 @@ class ChatUI:
         except OSError:
             pass  # gone already, or the hash folder still holds another client's upload
 
-    def ask_to_delete(self, article_id: object) -> tuple[str, dict, str, str | None]:
-        """The first step of a delete: (status, confirmation box, its question, article waiting).
+    def ask_to_delete(self, event: gr.EventData) -> tuple[str, dict, str, str | None]:
+        """The first step of a delete, from a row's Delete button (``{"article_id": id}``):
+        (status, confirmation box, its question, article waiting).
 
         Nothing is deleted here. The article waits in the session's state, which only the server
         holds, so a client cannot confirm a delete it was never asked about, and a pick changed
         after this step does not change what the confirmation deletes.
         """
         hidden = gr.update(visible=False)
+        article_id = event_data(event).get("article_id")
         if not isinstance(article_id, str) or not article_id:
             return render_upload_report([(False, "Choose an article to delete first.")]), hidden, "", None
         try:
@@ -890,18 +1180,20 @@ class ChatUI:
             return render_upload_report([(False, sentence(exc.message))]), hidden, "", None
         return "", gr.update(visible=True), render_delete_question(record), article_id
 
-    def delete(self, waiting: object) -> tuple[str, str, str, dict, dict, None]:
-        """The confirmed delete of the article :meth:`ask_to_delete` asked about."""
-        hidden = gr.update(visible=False)
+    def delete(self, waiting: object, query: object) -> tuple[str, str, str, LibraryQuery, dict, None]:
+        """The confirmed delete of the article :meth:`ask_to_delete` asked about; the library stays
+        on the page it was on."""
         if not isinstance(waiting, str) or not waiting:
-            line = (False, "No delete is waiting for confirmation: choose an article and click Delete article.")
-            return (render_upload_report([line]), *self.library_view(), hidden, None)
-        try:
-            record = self.service.delete_document(waiting)
-            line = (True, f"Deleted {record.doc} (“{record.title}”).")
-        except QAError as exc:
-            line = (False, sentence(exc.message))
-        return (render_upload_report([line]), *self.library_view(), hidden, None)
+            line = (False, "No delete is waiting for confirmation: click Delete in the article's row first.")
+        else:
+            try:
+                record = self.service.delete_document(waiting)
+                line = (True, f"Deleted {record.doc} (“{record.title}”).")
+            except QAError as exc:
+                line = (False, sentence(exc.message))
+        table, shown = self.library_table(library_query(query))
+        return (render_upload_report([line]), render_header(self.service), table, shown,
+                gr.update(visible=False), None)
 
     def cancel_delete(self, waiting: object) -> tuple[str, dict, None]:
         try:
@@ -965,25 +1257,29 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                                 "LLM answers are off: no LLM is configured ([llm] backend in the config).",
                             )
                             clear = gr.Button("Clear conversation", variant="secondary", elem_id="clear-button")
-            with gr.Tab("Library", id="library"):
-                library_table = gr.HTML(lambda: chat.library_view()[1], css_template=LIBRARY_CSS,
-                                        js_on_load=None, elem_id="library-table")
+            with gr.Tab("Library", id="library", elem_id="library-tab") as library_tab:
                 with gr.Row(equal_height=False):
                     with gr.Column(min_width=300):
                         files = gr.File(label="Upload articles (.txt, .md, .html)", file_count="multiple",
-                                        file_types=UPLOAD_TYPES, type="filepath", elem_id="upload-files")
+                                        file_types=UPLOAD_TYPES, type="filepath", elem_id="upload-files",
+                                        height=140)
                     with gr.Column(min_width=300):
-                        doomed = gr.Dropdown([], label="Article to delete", elem_id="delete-choice",
-                                             interactive=True)
-                        delete = gr.Button("Delete article", variant="stop", elem_id="delete-button")
-                        # A Column, not a Group: Gradio 6.31 puts a Group's elem_id on two nested elements.
-                        with gr.Column(visible=False, elem_id="delete-confirm", variant="panel") as confirm_box:
-                            delete_question = gr.HTML("", css_template=DELETE_QUESTION_CSS, js_on_load=None,
-                                                      elem_id="delete-question")
-                            with gr.Row():
-                                confirm_delete = gr.Button("Confirm delete", variant="stop", elem_id="confirm-delete")
-                                cancel_delete = gr.Button("Cancel", variant="secondary", elem_id="cancel-delete")
+                        library_search = gr.Textbox(label="Search the library", elem_id="library-search",
+                                                    placeholder="Words from a title or a file name",
+                                                    max_length=MAX_LIBRARY_SEARCH_CHARS, lines=1)
+                # Between the controls and the table, where the upload box, a row's Delete or a
+                # Confirm was clicked: the outcome and the confirmation are seen without scrolling.
                 library_status = gr.HTML("", css_template=REPORT_CSS, js_on_load=None, elem_id="library-status")
+                # A Column, not a Group: Gradio 6.31 puts a Group's elem_id on two nested elements.
+                with gr.Column(visible=False, elem_id="delete-confirm", variant="panel") as confirm_box:
+                    delete_question = gr.HTML("", css_template=DELETE_QUESTION_CSS, js_on_load=None,
+                                              elem_id="delete-question")
+                    with gr.Row():
+                        confirm_delete = gr.Button("Confirm delete", variant="stop", elem_id="confirm-delete")
+                        cancel_delete = gr.Button("Cancel", variant="secondary", elem_id="cancel-delete")
+                # Filled when the tab opens, one page at a time: never the whole list in the page.
+                library_table = gr.HTML(LIBRARY_PLACEHOLDER, css_template=LIBRARY_CSS, js_on_load=LIBRARY_SCRIPT,
+                                        elem_id="library-table")
 
         entries = gr.State([])
         ask_inputs = [question, entries, top_k, mode]
@@ -995,17 +1291,27 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                 chat.respond, ask_inputs, ask_outputs, api_visibility="private")
         clear.click(chat.clear, None, ask_outputs, js=CLEAR_SOURCES_SCRIPT, api_visibility="private")
 
-        library_outputs = [header, library_table, doomed]
-        files.upload(chat.upload, files, [library_status, *library_outputs, files], api_visibility="private",
-                     preprocess=False)
-        waiting_delete = gr.State(None)
-        delete.click(chat.ask_to_delete, doomed, [library_status, confirm_box, delete_question, waiting_delete],
-                     api_visibility="private")
-        confirm_delete.click(chat.delete, waiting_delete,
-                             [library_status, *library_outputs, confirm_box, waiting_delete], api_visibility="private")
-        cancel_delete.click(chat.cancel_delete, waiting_delete, [library_status, confirm_box, waiting_delete],
+        query = gr.State(LibraryQuery())
+        page_outputs = [library_table, query]
+        # Listing a page takes milliseconds: a progress overlay would only flicker.
+        library_tab.select(chat.open_library, query, page_outputs, show_progress="hidden", api_visibility="private")
+        # Not .input: Gradio fires that for typed keys only, not for pasted text.
+        library_search.change(chat.search_library, [library_search, query], page_outputs, show_progress="hidden",
+                              trigger_mode="always_last", api_visibility="private")
+        library_table.click(chat.navigate_library, query, page_outputs, show_progress="hidden",
                             api_visibility="private")
-        blocks.load(chat.library_view, None, library_outputs, api_visibility="private")
+        # One progress indicator, on the upload box the files were dropped on, not one per output.
+        files.upload(chat.upload, files, [library_status, header, *page_outputs, library_search, files],
+                     show_progress_on=files, api_visibility="private", preprocess=False)
+        waiting_delete = gr.State(None)
+        library_table.select(chat.ask_to_delete, None, [library_status, confirm_box, delete_question, waiting_delete],
+                             show_progress="hidden", api_visibility="private").then(
+            None, js=SHOW_DELETE_QUESTION_SCRIPT)
+        confirm_delete.click(chat.delete, [waiting_delete, query],
+                             [library_status, header, *page_outputs, confirm_box, waiting_delete],
+                             show_progress_on=library_table, api_visibility="private")
+        cancel_delete.click(chat.cancel_delete, waiting_delete, [library_status, confirm_box, waiting_delete],
+                            show_progress="hidden", api_visibility="private")
         gr.api(chat.ask_api, api_name="ask")
     blocks.queue(default_concurrency_limit=4)
     return blocks

@@ -19,9 +19,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A free loopback port: any, or one of ``QA_TEST_PORTS`` ("7900-7999") on a machine where
+    each user of it keeps to a range of ports."""
+    wanted = os.environ.get("QA_TEST_PORTS", "")
+    low, _, high = wanted.partition("-")
+    candidates = range(int(low), int(high or low) + 1) if low else [0]
+    for port in candidates:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError(f"no free port in QA_TEST_PORTS={wanted}")
 
 
 def wait_until_up(url: str, process: subprocess.Popen | None = None, timeout: float = 90.0) -> None:
@@ -72,6 +82,17 @@ def qa_server(index_dir: Path, upload_dir: Path | None = None, env: Mapping[str,
             output.close()
 
 
+def uploaded(base_url: str, name: str, text: str) -> str:
+    """Index one article through the HTTP API, as another client would; its article id."""
+    response = httpx.post(f"{base_url}/v1/documents", files=[("files", (name, text.encode()))], timeout=60)
+    assert response.status_code == 201, response.text
+    return response.json()["documents"][0]["id"]
+
+
+def indexed_docs(base_url: str) -> set[str]:
+    return {d["doc"] for d in httpx.get(f"{base_url}/v1/documents", timeout=30).json()["documents"]}
+
+
 class GradioPage:
     """A Gradio page's event table, read from its ``/config`` as the browser reads it."""
 
@@ -105,10 +126,11 @@ class GradioSession(GradioPage):
             if any(name == "load" for _, name in dependency["targets"]):
                 self.call(dependency["id"], [None] * len(dependency["inputs"]))
 
-    def call(self, fn_index: int, data: list) -> list:
-        """The event's outputs; AssertionError with Gradio's message when the event failed."""
+    def call(self, fn_index: int, data: list, event_data: dict | None = None) -> list:
+        """The event's outputs; AssertionError with Gradio's message when the event failed.
+        ``event_data`` is what the page's script sends with an event it triggers itself."""
         joined = self.http.post("/gradio_api/queue/join", json={
-            "fn_index": fn_index, "session_hash": self.session, "trigger_id": None, "event_data": None,
+            "fn_index": fn_index, "session_hash": self.session, "trigger_id": None, "event_data": event_data,
             "data": data})
         assert joined.status_code == 200, joined.text
         with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:

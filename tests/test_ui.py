@@ -13,10 +13,10 @@ from typing import Iterator
 import httpx
 import pytest
 from gradio_client import Client
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
-from _browser import LAPTOP, PHONE, launch_chromium, screenshot_path
-from _live import GradioSession, qa_server
+from _browser import LAPTOP, PHONE, browser, screenshot_path  # noqa: F401  (browser: a fixture)
+from _live import GradioSession, indexed_docs, qa_server, uploaded
 from conftest import SEED_FILE, SEEDS, make_settings
 from qa import QAService
 
@@ -91,24 +91,6 @@ def base_url(index_dirs: tuple[Path, Path]) -> Iterator[str]:
     with qa_server(index_dir, upload_dir, env=env, log=screenshot_path("server").with_suffix(".log")) as url:
         yield url
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
-
-
-def uploaded(base_url: str, name: str, text: str) -> str:
-    """Index one article through the HTTP API, as another client would; its article id."""
-    response = httpx.post(f"{base_url}/v1/documents", files=[("files", (name, text.encode()))], timeout=60)
-    assert response.status_code == 201, response.text
-    return response.json()["documents"][0]["id"]
-
-
-def indexed_docs(base_url: str) -> set[str]:
-    return {d["doc"] for d in httpx.get(f"{base_url}/v1/documents", timeout=30).json()["documents"]}
 
 
 @pytest.fixture
@@ -325,9 +307,7 @@ def test_uploaded_article_with_script_payloads_is_shown_as_text_and_deleted(
     expect(chat.page.locator("#conversation script, #sources-panel script")).to_have_count(0)
 
     chat.open_library()
-    chat.page.locator("#delete-choice input").click()
-    chat.page.get_by_role("option").filter(has_text=PAYLOAD_FILE).click()
-    chat.page.locator("#delete-button").click()
+    chat.page.locator("#library-table tr", has_text="Zorblatt").locator(".row-delete").click()
     chat.page.locator("#confirm-delete").click()
     expect(status.locator("li.ok")).to_contain_text(f"Deleted {PAYLOAD_FILE}")
     expect(chat.page.locator("#library-table tr", has_text="Zorblatt")).to_have_count(0)
@@ -459,12 +439,10 @@ def test_delete_asks_first_cancel_keeps_the_article_and_confirm_deletes_it(
     expect(row).to_have_count(1)
     expect(confirm_box).to_be_hidden()
 
-    def pick_and_delete() -> None:
-        chat.page.locator("#delete-choice input").click()
-        chat.page.get_by_role("option").filter(has_text=DOOMED_FILE).click()
-        chat.page.locator("#delete-button").click()
+    def delete_from_its_row() -> None:
+        row.locator(".row-delete").click()
 
-    pick_and_delete()
+    delete_from_its_row()
     expect(confirm_box).to_be_visible()
     expect(chat.page.locator("#delete-question")).to_contain_text(
         f"Delete {DOOMED_FILE} (“Quillon Ferry Timetable”, 1 paragraph)?")
@@ -479,7 +457,7 @@ def test_delete_asks_first_cancel_keeps_the_article_and_confirm_deletes_it(
     expect(row).to_have_count(1)
     assert DOOMED_FILE in indexed_docs(base_url)
 
-    pick_and_delete()
+    delete_from_its_row()
     chat.page.locator("#confirm-delete").click()
     expect(status.locator("li.ok")).to_contain_text(f"Deleted {DOOMED_FILE}")
     expect(confirm_box).to_be_hidden()
@@ -495,20 +473,21 @@ def test_delete_over_the_gradio_api_needs_the_same_confirmation(doomed_article: 
     try:
         tab.open_page()
         stranger.open_page()
-        delete, confirm = tab.fn_index("delete-button", "click"), tab.fn_index("confirm-delete", "click")
+        # A row's Delete button triggers the table's select event with the row's article id.
+        delete, confirm = tab.fn_index("library-table", "select"), tab.fn_index("confirm-delete", "click")
 
-        status, confirm_box, question, _ = tab.call(delete, [doomed_article])
+        status, confirm_box, question, _ = tab.call(delete, [], {"article_id": doomed_article})
         assert status == "" and confirm_box.get("visible") is True and DOOMED_FILE in question
         assert DOOMED_FILE in indexed_docs(base_url)
         # Another session cannot confirm the delete this one was asked about.
-        refused = stranger.call(confirm, [None])[0]
+        refused = stranger.call(confirm, [None, None])[0]
         assert "No delete is waiting for confirmation" in refused
         assert DOOMED_FILE in indexed_docs(base_url)
 
-        confirmed = tab.call(confirm, [None])[0]
+        confirmed = tab.call(confirm, [None, None])[0]
         assert f"Deleted {DOOMED_FILE}" in confirmed
         assert DOOMED_FILE not in indexed_docs(base_url)
-        assert "No delete is waiting" in tab.call(confirm, [None])[0], "a confirmation deletes once"
+        assert "No delete is waiting" in tab.call(confirm, [None, None])[0], "a confirmation deletes once"
     finally:
         tab.close()
         stranger.close()

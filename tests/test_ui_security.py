@@ -323,7 +323,7 @@ def test_a_question_of_invisible_characters_is_refused_with_a_clear_message(serv
 def test_an_event_carrying_a_lone_surrogate_is_refused_before_gradio_reads_it(server: Server, event: str) -> None:
     # Gradio would quote the bad value in an error message it then cannot send as UTF-8.
     fn_index = {"respond": server.events.fn_index("question-box", "submit"), "ask": server.ask_api,
-                "delete": server.events.fn_index("delete-button", "click")}[event]
+                "delete": server.events.fn_index("library-table", "select")}[event]
 
     refused = server.events.call_raw(fn_index, '["Who condemned \\ud800 THAAD?", null, 5, "extractive"]')
 
