@@ -34,7 +34,7 @@ from qa._keyword import KeywordStore
 from qa._lock import exclusive_writer
 from qa._judge import Verdict, judge
 from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport, JudgeVerdict
-from qa._retrieval import Candidate, HybridRetriever, IndexSnapshot
+from qa._retrieval import HybridRetriever, IndexSnapshot
 from qa._store import ChromaIndex, forget_open_clients
 from qa._text import has_lone_surrogate
 from qa._uploads import (

@@ -321,7 +321,6 @@ class ChromaIndex:
         not a daemon, so that a server shutting down finishes the file rather than leave half."""
         if self._copy_writer is not None and self._copy_writer.is_alive():
             return
-        self._commits_since_copy = 0
         self._copy_writer = threading.Thread(target=self._write_manifest_copy, args=(generation, records),
                                              name="qa-manifest-copy")
         self._copy_writer.start()

@@ -62,8 +62,7 @@ LABELS: dict[AnswerType, frozenset[str]] = {
 
 # The noun a "what"/"which" question asks about, by its type. Nouns not listed leave the
 # question untyped: a wrong type costs more than none.
-_HEAD_NOUNS: dict[str, AnswerType] = {}
-for _type, _nouns in {
+_NOUNS_BY_TYPE: dict[AnswerType, str] = {
     "person": "person people man woman men women official judge actor actress director player referee manager "
               "sprinter minister leader singer star coach chief executive president author writer striker "
               "employee boss chairman spokesman spokeswoman analyst economist lawyer captain presenter host comedian "
@@ -88,11 +87,18 @@ for _type, _nouns in {
     "quantity": "number score margin odds vote votes distance height weight length speed tally",
     "amount": "amount ceiling limit cap size figure total capacity majority lead level increase rise cut fall drop growth",
     "duration": "duration sentence term ban jail period time spell streak run age",  # OntoNotes tags ages DATE
-}.items():
-    for _noun in _nouns.split():
-        _HEAD_NOUNS[_noun] = _type  # type: ignore[assignment]
-_HEAD_NOUNS.update({f"{noun}s": kind for noun, kind in list(_HEAD_NOUNS.items()) if not noun.endswith("s")})
-_HEAD_NOUNS.update({"age group": "quantity", "time zone": "place"})
+}
+
+
+def _head_noun_types() -> dict[str, AnswerType]:
+    """Each listed noun, its plural and the two-word nouns ("age group"), with their type."""
+    types = {noun: kind for kind, nouns in _NOUNS_BY_TYPE.items() for noun in nouns.split()}
+    types.update({f"{noun}s": kind for noun, kind in list(types.items()) if not noun.endswith("s")})
+    types.update({"age group": "quantity", "time zone": "place"})
+    return types
+
+
+_HEAD_NOUNS = _head_noun_types()
 
 _MONEY_CUES = frozenset(
     "cost costs costing pay paid pays paying price priced worth fee fees earn earned earns money spend spent "

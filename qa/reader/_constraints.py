@@ -15,11 +15,12 @@ and an article that lacks one of them cannot support the answer. A follow-up car
 the earlier question's years and names, except of a kind the follow-up names itself
 ("And in 2005?" replaces the earlier year).
 
-Names are capitalised-word spans, not a named-entity model: spaCy is not installed in
-the product's environment and the lookup only needs "does the article mention this
-word", which needs no entity type. The answerer checks names only with ``[answer] check_names``
-(off by default: misspelt and paraphrased names in questions cost answerable questions on
-squad2-500, see docs/benchmarks.md).
+Names are capitalised-word spans, not the reader's named-entity model: the lookup only needs
+"does the article mention this word", which needs no entity type, and it runs on every question.
+Names are checked by default (``[answer] check_names``), met by British news's aliases ("Lib
+Dems", "UK" for British) and by a one-letter misspelling; on squad2-500 misspelt and paraphrased
+names still cost a few answerable questions (docs/benchmarks.md). With ``figures_near_answer``
+the reader looks years and figures up in the answer's paragraph, its neighbours and the title.
 """
 
 from __future__ import annotations

@@ -4,14 +4,17 @@ For each sentence of the top paragraphs it measures how much of the question
 the sentence covers (IDF-weighted question terms found in the sentence, with
 half credit for a term found only in the article title or section, since
 "it" in a sentence often means the title's subject) and combines that with the
-paragraph's retrieval signals (cosine, rank, re-scorer score). The best
-sentence becomes the answer; a second one from the same paragraph joins it when
+paragraph's retrieval signals (cosine, rank, re-scorer score). For a question that asks for a
+kind of answer (a person, a date, a figure: ``qa/reader/_answer_types.py``) sentences holding
+one gain ``type_bonus`` and the others lose ``type_penalty``, and an answer whose paragraph
+holds one quotes it. The best sentence becomes the answer; a second one from the same paragraph joins it when
 it covers question terms the first misses (from another paragraph it would add
 a citation, and measured on squad2-500 such second citations are mostly wrong). When the best
 sentence's support is below ``abstain_threshold`` the answerer abstains and
 lists the closest paragraphs as related, not as citations. Before answering, the
 constraint check (``qa/reader/_constraints.py``) keeps only sentences whose article mentions
-every year and figure (with ``check_names``, every name) the question insists on; when the sentence that would have
+every name, and whose paragraph or the ones beside it every year and figure, the question insists
+on (``check_names``, ``figures_near_answer``); when the sentence that would have
 been the answer fails it and no other clears the threshold, the abstention says what the
 articles don't mention.
 """
@@ -44,7 +47,7 @@ class ScoredSentence:
     covered: frozenset[str]
     coverage: float
     support: float
-    base_support: float = 0.0  # before the answer type's bonus or penalty
+    base_support: float  # before the answer type's bonus or penalty
     answers_type: bool | None = None  # holds an entity of the asked-for type; None: not tagged
     entities: tuple[Entity, ...] = ()  # those entities, offsets within the sentence
 
