@@ -5,8 +5,9 @@ articles.
 Article text and questions are untrusted. Nothing here hands them to Markdown or to the
 browser as HTML: every page fragment is built by the ``render_*`` functions below, which pass
 each piece of untrusted text through :func:`html.escape`. The page's scripts only move elements
-that this module rendered (:data:`CITATION_SCRIPT`, :data:`SOURCES_SCRIPT`) or write numbers the
-user typed as text (:data:`SOURCES_NOTE_SCRIPT`); none of them parses a string as HTML.
+that this module rendered (:data:`CITATION_SCRIPT`, :data:`SOURCES_SCRIPT`), copy the text of one
+(:data:`ANSWER_ACTIONS_SCRIPT`) or write numbers the user typed as text (:data:`SOURCES_NOTE_SCRIPT`);
+none of them parses a string as HTML.
 
 Every event's arguments are untrusted too: any client can call an event with any JSON, not only
 what the page would send. No handler takes a server path from the client: the upload event reads
@@ -20,7 +21,9 @@ import logging
 import os
 import math
 import re
+import secrets
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +37,8 @@ from qa import (
     RetrievedParagraph, Settings, UploadedFile, safe_upload_name,
 )
 from qa._articles import SkipFile, read_regular_file
+from qa._feedback import MAX_EARLIER_QUESTIONS, RATINGS, FeedbackCitation, FeedbackStore
+from qa._feedback import now as feedback_time
 from qa._service import MAX_K
 
 LOG = logging.getLogger(__name__)
@@ -41,12 +46,16 @@ LOG = logging.getLogger(__name__)
 # Paragraphs shown on each side of the cited one in the sources panel.
 CONTEXT_PARAGRAPHS = 2
 MAX_SOURCES = 20
-# Questions about the article in seeds/, offered as one-click examples.
-SEED_EXAMPLES = (
-    "How many anti-ballistic missiles will encompass Russia?",
-    "Who condemned the deployment of THAAD by South Korea?",
-    "What does Russia fear about the Aegis system in Japan?",
-)
+# One-click example questions: one about each of the most recently indexed articles, from its
+# title (every title of the seed and of a sample of the BBC set gets a cited answer that way).
+EXAMPLE_COUNT = 3
+EXAMPLE_TITLE_CHARS = 80
+EXAMPLES_EMPTY = ('<p class="examples-empty">Example questions appear here once articles are indexed: '
+                  "upload some in the Library tab.</p>")
+# A rating changed back and forth is stored each time; past this many, an answer stores no more.
+MAX_RATINGS_PER_ANSWER = 10
+# Answers kept for rating (ChatUI.given_answers): a few kB each.
+MAX_GIVEN_ANSWERS = 5_000
 UPLOAD_TYPES = [".txt", ".md", ".markdown", ".html", ".htm"]
 ANSWER_MODES = {
     "extractive": "Extractive: quotes the articles",
@@ -105,6 +114,63 @@ class ChatEntry:
     # spans of the answer its cited paragraphs do not support (a generated answer's check)
     unsupported: tuple[tuple[int, int], ...] = ()
     related: tuple[SourceView, ...] = ()
+    # The key of the server's own record of this answer (ChatUI.given_answers), set when it is
+    # done: a rating stores that record, never text a client sent, whatever else the entry holds.
+    answer_id: str = ""
+    rating: str = ""  # "up" or "down" once rated in this session
+    rating_note: str = ""  # what became of the last rating: saved, or why it was not
+
+
+@dataclass(frozen=True)
+class GivenAnswer:
+    """What the server answered in one turn, as a rating of it is stored."""
+
+    question: str
+    earlier_questions: tuple[str, ...]
+    answer: str
+    abstained: bool
+    mode: str
+    citations: tuple[FeedbackCitation, ...]
+
+
+class GivenAnswers:
+    """The answers this process gave lately, each under a random id that its turn carries.
+
+    A rating names a turn; its record comes from here, so it is the answer the server gave even
+    if a session's entries came from elsewhere (a client can name an id it was shown, never make
+    one up). Bounded: an answer older than the last MAX_GIVEN_ANSWERS can no longer be rated.
+    """
+
+    def __init__(self, size: int = 0) -> None:
+        self.size = size or MAX_GIVEN_ANSWERS
+        self._answers: OrderedDict[str, GivenAnswer] = OrderedDict()
+        self._ratings: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, given: GivenAnswer) -> str:
+        answer_id = secrets.token_urlsafe(12)
+        with self._lock:
+            self._answers[answer_id] = given
+            while len(self._answers) > self.size:
+                dropped, _ = self._answers.popitem(last=False)
+                self._ratings.pop(dropped, None)
+        return answer_id
+
+    def get(self, answer_id: object) -> GivenAnswer | None:
+        if not isinstance(answer_id, str):
+            return None
+        with self._lock:
+            return self._answers.get(answer_id)
+
+    def may_rate(self, answer_id: str) -> bool:
+        """Whether one more rating of the answer may be stored (and count it): a rating changed
+        back and forth is stored each time, up to MAX_RATINGS_PER_ANSWER."""
+        with self._lock:
+            count = self._ratings.get(answer_id, 0)
+            if answer_id not in self._answers or count >= MAX_RATINGS_PER_ANSWER:
+                return False
+            self._ratings[answer_id] = count + 1
+            return True
 
 
 def history_of(entries: list[ChatEntry]) -> list[ChatTurn]:
@@ -350,6 +416,17 @@ def too_long(question: str, limit: int) -> str | None:
             f"Shorten it by {len(question) - limit:,} characters and ask again: it is still in the box.")
 
 
+def example_question(title: str) -> str:
+    """A question about the article titled ``title``; "" for an untitled one."""
+    title = " ".join(displayable(title).split())
+    if not title:
+        return ""
+    if len(title) > EXAMPLE_TITLE_CHARS:
+        cut = title[:EXAMPLE_TITLE_CHARS]
+        title = (cut[:cut.rfind(" ")] if " " in cut else cut).rstrip(" ,;:-–—") + "…"
+    return f"What does “{title}” report?"
+
+
 def shortened(question: str) -> str:
     if len(question) <= SHOWN_QUESTION_CHARS:
         return question
@@ -446,7 +523,7 @@ def render_source_detail(view: SourceView) -> str:
     )
 
 
-def render_entry(index: int, entry: ChatEntry) -> str:
+def render_entry(index: int, entry: ChatEntry, last: bool = False) -> str:
     question = f'<div class="msg user"><div class="bubble">{escape(entry.question)}</div></div>'
     details = "".join(render_source_detail(v) for v in entry.citations + entry.related)
     if entry.state == "error":
@@ -473,11 +550,75 @@ def render_entry(index: int, entry: ChatEntry) -> str:
     if entry.notice:
         footnotes.append(f'<span class="notice">{escape(entry.notice)}</span>')
     if entry.mode and entry.state == "done":
-        footnotes.append(f'<span class="mode">{escape(entry.mode)}</span>')
+        footnotes.append(f'<span class="mode" data-mode="{escape(entry.mode)}">{escape(mode_footnote(entry.mode))}</span>')
     footer = f'<div class="footnotes">{"".join(footnotes)}</div>' if footnotes else ""
+    actions = render_answer_actions(entry, last) if entry.state == "done" else ""
     return (
         f'<article class="turn" data-turn="{index}" data-state="{entry.state}">{question}'
-        f'<div class="msg bot">{body}{footer}</div>{details}</article>'
+        f'<div class="msg bot">{body}{actions}{footer}</div>{details}</article>'
+    )
+
+
+# How the footnote under an answer names the mode that produced it.
+MODE_FOOTNOTES = {
+    "extractive": "Extractive answer: sentences quoted from the articles",
+    "llm": "Written by the LLM from the cited paragraphs",
+    "judged": "Extractive answer, checked by the LLM",
+}
+
+
+def render_single_mode(label: str) -> str:
+    return ('<p class="answer-mode-note" style="margin: 0; font-size: 0.9em;">'
+            f"<strong>Answer mode:</strong> {escape(label)}. LLM answers are off: no LLM is configured "
+            "(<code>[llm] backend</code> in the config).</p>")
+
+
+def mode_footnote(mode: str) -> str:
+    return MODE_FOOTNOTES.get(mode, f"Answer mode: {mode}")
+
+
+def copy_text(entry: ChatEntry) -> str:
+    """What Copy puts on the clipboard: the answer as shown, then one line per source, e.g.
+    "[1] “Title” — file.txt, paragraph 3" (the closest articles, for an abstention)."""
+    lines = [entry.answer.strip()]
+    if entry.abstained:
+        if entry.related:
+            lines += ["", "Closest articles:"]
+            lines += [f"- “{view.title}” — {view.doc}, paragraph {view.paragraph}" for view in entry.related]
+    elif entry.citations:
+        lines += ["", "Sources:"]
+        lines += [f"{view.label} “{view.title}” — {view.doc}, paragraph {view.paragraph}" for view in entry.citations]
+    return "\n".join(lines)
+
+
+# Drawn, not emoji: a machine without an emoji font (many offline ones) shows 👍 as an empty box.
+THUMB_ICON = ('<svg class="thumb" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" focusable="false">'
+              '<path fill="currentColor" d="M1 21h4V9H1v12zm22-11c0-1.1-.9-2-2-2h-6.31l.95-4.57.03-.32c0-.41-.17-.79'
+              '-.44-1.06L14.17 1 7.59 7.59C7.22 7.95 7 8.45 7 9v10c0 1.1.9 2 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05'
+              'c.09-.23.14-.47.14-.73v-2z"/></svg>')
+THUMB_DOWN_ICON = THUMB_ICON.replace('class="thumb"', 'class="thumb down"')
+
+
+def render_answer_actions(entry: ChatEntry, last: bool) -> str:
+    """Copy, 👍 / 👎 and, under the newest answer, Regenerate. The buttons only say which turn and
+    which rating (ANSWER_ACTIONS_SCRIPT); what is copied is the escaped text rendered here."""
+    rating_buttons = "".join(
+        f'<button type="button" class="answer-action rate" data-action="rate" data-rating="{rating}" '
+        f'aria-pressed="{"true" if entry.rating == rating else "false"}" aria-label="{label}" title="{label}">'
+        f"{THUMB_ICON if rating == 'up' else THUMB_DOWN_ICON}</button>"
+        for rating, label in (("up", "Good answer (👍): keep it for evaluation"),
+                              ("down", "Bad answer (👎): keep it for evaluation, to look at"))
+    )
+    regenerate = ('<button type="button" class="answer-action regenerate" data-action="regenerate" '
+                  'title="Ask the same question again, with the same earlier turns">↻ Regenerate</button>'
+                  if last else "")
+    note = escape(entry.rating_note)
+    return (
+        '<div class="answer-actions" role="group" aria-label="Answer actions">'
+        '<button type="button" class="answer-action copy" data-action="copy" '
+        'title="Copy the answer and its sources as text">Copy</button>'
+        f'{rating_buttons}{regenerate}<span class="action-status" role="status">{note}</span>'
+        f'<pre class="copy-text" hidden>{escape(copy_text(entry))}</pre></div>'
     )
 
 
@@ -485,7 +626,7 @@ def render_conversation(entries: list[ChatEntry], examples_hint: bool = True) ->
     if not entries:
         hint = "Ask about the indexed news articles. Every claim in an answer links to the paragraph behind it."
         return f'<div class="conversation empty"><p class="empty-hint">{hint}</p></div>' if examples_hint else ""
-    turns = "".join(render_entry(i, e) for i, e in enumerate(entries))
+    turns = "".join(render_entry(i, e, last=i == len(entries) - 1) for i, e in enumerate(entries))
     return f'<div class="conversation">{turns}</div>'
 
 
@@ -706,6 +847,50 @@ element.addEventListener('click', (event) => {
 });
 """
 
+# The buttons under each answer (render_answer_actions). Copy puts the text the server rendered
+# into the turn (already escaped, read back with textContent) on the clipboard; 👍 / 👎 and
+# Regenerate send only the turn's number and the rating, as the conversation's like and retry
+# events: the server takes everything else from the answer it keeps for that turn.
+ANSWER_ACTIONS_SCRIPT = r"""
+const copied = async (text) => {
+  try {
+    await navigator.clipboard.writeText(text);
+    return true;
+  } catch (error) {
+    // No clipboard API outside a secure context (plain http to a LAN address): a selection copy.
+    const area = document.createElement('textarea');
+    area.value = text;
+    area.setAttribute('readonly', '');
+    area.style.position = 'fixed';
+    area.style.opacity = '0';
+    document.body.append(area);
+    area.select();
+    const done = document.execCommand('copy');
+    area.remove();
+    return done;
+  }
+};
+element.addEventListener('click', async (event) => {
+  const button = event.target.closest('.answer-action');
+  const turn = button && button.closest('.turn');
+  if (!turn || !element.contains(button)) return;
+  const number = Number(turn.dataset.turn);
+  const status = turn.querySelector('.action-status');
+  if (button.dataset.action === 'copy') {
+    const done = await copied(turn.querySelector('.copy-text').textContent);
+    status.textContent = done ? 'Copied the answer and its sources.' : 'Could not copy: select the text instead.';
+  } else if (button.dataset.action === 'rate') {
+    // The rating re-renders the turns; a reader who scrolled to an older answer to rate it stays
+    // there: CITATION_SCRIPT stops following the newest answer on a wheel, as after scrolling.
+    if (turn !== element.querySelector('.turn:last-of-type')) element.dispatchEvent(new Event('wheel'));
+    status.textContent = 'Saving…';
+    trigger('like', {turn: number, rating: button.dataset.rating});
+  } else if (button.dataset.action === 'regenerate') {
+    trigger('retry', {turn: number});
+  }
+});
+"""
+
 # The panel's close button. The panel content was placed by CITATION_SCRIPT, so it is emptied here.
 SOURCES_SCRIPT = r"""
 element.addEventListener('click', (event) => {
@@ -818,7 +1003,19 @@ CONVERSATION_CSS = """
 .related-heading { margin: 4px 0 0; font-size: 0.85em; color: var(--body-text-color-subdued); }
 .footnotes { display: flex; flex-wrap: wrap; gap: 10px; margin-top: 4px; font-size: 0.78em;
   color: var(--body-text-color-subdued); }
-.mode { text-transform: uppercase; letter-spacing: 0.04em; }
+.mode { font-style: italic; }
+.answer-actions { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; margin-top: 6px; }
+.answer-action { font: inherit; font-size: 0.82em; cursor: pointer; padding: 2px 10px; min-height: 30px;
+  border-radius: 8px; background: var(--background-fill-primary); border: 1px solid var(--border-color-primary);
+  color: var(--body-text-color); }
+.answer-action:hover, .answer-action:focus-visible { border-color: var(--color-accent); }
+.answer-action[aria-pressed="true"] { background: var(--color-accent-soft); border-color: var(--color-accent); }
+.answer-action.rate { padding: 2px 8px; display: inline-flex; align-items: center; }
+.thumb { display: block; color: var(--body-text-color-subdued); }
+.thumb.down { transform: rotate(180deg); }
+.answer-action[aria-pressed="true"] .thumb { color: var(--color-accent); }
+.action-status { font-size: 0.8em; color: var(--body-text-color-subdued); }
+@media (max-width: 700px) { .answer-action { min-height: 40px; } }
 .notice { color: var(--color-accent); }
 .unsupported { text-decoration: underline wavy #d97706; text-underline-offset: 3px; cursor: help; }
 """
@@ -964,6 +1161,7 @@ class ChatUI:
     # The paths Gradio's upload route wrote: the page's Blocks.upload_file_set once it is built.
     gradio_uploads: set[str] = field(default_factory=set)
     listings: LibraryListings = field(default_factory=LibraryListings)
+    given_answers: GivenAnswers = field(default_factory=GivenAnswers)
 
     def answer_modes(self) -> list[tuple[str, str]]:
         """The modes this server can answer in, the default first; LLM only when one is configured."""
@@ -1007,7 +1205,7 @@ class ChatUI:
                     entry = replace(entry, state="streaming", answer=entry.answer + event.text)
                     yield render_conversation([*entries, entry]), entries, ""
                 elif isinstance(event, AnswerDone):
-                    entry = self.finished_entry(question, event.response)
+                    entry = self.finished_entry(question, event.response, history)
         except QAError as exc:
             entry = replace(entry, state="error", error=sentence(exc.message))
         except Exception:  # the chat shows a sentence, the server log keeps the traceback
@@ -1018,7 +1216,7 @@ class ChatUI:
         # A question that could not be answered goes back into the box, to be asked again as it is.
         yield render_conversation(done), done, typed if entry.state == "error" else ""
 
-    def finished_entry(self, question: str, response: AskResponse) -> ChatEntry:
+    def finished_entry(self, question: str, response: AskResponse, history: Sequence[ChatTurn] = ()) -> ChatEntry:
         citations = tuple(source_view(self.service, c, f"c{c.n}", f"[{c.n}]", response.answer)
                           for c in response.citations)
         closest = {r.article_id: r for r in reversed(response.related)}  # best paragraph per article
@@ -1029,6 +1227,10 @@ class ChatUI:
             mode=response.mode, standalone_question=response.standalone_question,
             notice=response.notice or "", citations=citations, related=related,
             unsupported=tuple((u.start, u.end) for u in response.unsupported),
+            answer_id=self.given_answers.add(GivenAnswer(
+                question=question, answer=response.answer, abstained=response.abstained, mode=response.mode,
+                earlier_questions=tuple(t.content for t in history if t.role == "user")[-MAX_EARLIER_QUESTIONS:],
+                citations=tuple(FeedbackCitation.of(c) for c in response.citations[:MAX_SOURCES]))),
         )
 
     def ask_api(self, question: str, k: int | None = None) -> dict:
@@ -1047,6 +1249,89 @@ class ChatUI:
 
     def clear(self) -> tuple[str, list[ChatEntry], str]:
         return render_conversation([]), [], ""
+
+    @property
+    def feedback(self) -> FeedbackStore:
+        return FeedbackStore(self.settings.index.dir)
+
+    def rate(self, entries: object, event: gr.EventData) -> tuple[str, list[ChatEntry]] | tuple[dict, dict]:
+        """A 👍 or 👎 under an answer (``{"turn": n, "rating": "up" | "down"}``): one record in the
+        index folder's feedback file of what the server answered in turn n of this session (the
+        question, the earlier questions, the answer, its citations, the mode).
+
+        A click sends nothing else, and the record is the one the server kept when it gave the
+        answer (:class:`GivenAnswers`), so no client can put an answer of its own into the
+        evaluation file. A turn that does not exist or is not answered, any other rating, or the
+        rating the answer already has stores nothing and changes nothing.
+        """
+        data = event_data(event)
+        turn, rating = data.get("turn"), data.get("rating")
+        if (not isinstance(entries, list) or isinstance(turn, bool) or not isinstance(turn, int)
+                or not 0 <= turn < len(entries) or not isinstance(rating, str) or rating not in RATINGS):
+            return gr.skip(), gr.skip()
+        entry = entries[turn]
+        if (not isinstance(entry, ChatEntry) or entry.state != "done" or not entry.answer_id
+                or entry.rating == rating):
+            return gr.skip(), gr.skip()
+        given = self.given_answers.get(entry.answer_id)
+        if given is None:
+            rated = replace(entry, rating_note="Not saved: this answer is too old to rate; ask the question again.")
+        elif not self.given_answers.may_rate(entry.answer_id):
+            rated = replace(entry, rating_note="Not saved: this answer has been rated too many times.")
+        else:
+            record = {
+                "time": feedback_time(), "answer_id": entry.answer_id, "rating": rating, "question": given.question,
+                "earlier_questions": list(given.earlier_questions), "answer": given.answer,
+                "abstained": given.abstained, "mode": given.mode, "citations": list(given.citations),
+            }
+            try:
+                self.feedback.append(record)
+            except QAError as exc:
+                rated = replace(entry, rating_note=f"Not saved: {sentence(exc.message)}")
+            else:
+                rated = replace(entry, rating=rating, rating_note="Thanks: saved with the question for evaluation.")
+        updated = [*entries[:turn], rated, *entries[turn + 1:]]
+        return render_conversation(updated), updated
+
+    def regenerate(self, entries: object, k: float, mode: str, event: gr.EventData
+                   ) -> Iterator[tuple[str, list[ChatEntry]] | tuple[dict, dict]]:
+        """Regenerate under the newest answer (``{"turn": n}``): its question asked again over the
+        same earlier turns, with the settings as they are now; the new answer replaces that turn's
+        (and its rating). Only the newest answered turn can be asked again: any other turn a client
+        names changes nothing."""
+        turn = event_data(event).get("turn")
+        if (not isinstance(entries, list) or not entries or isinstance(turn, bool) or not isinstance(turn, int)
+                or turn != len(entries) - 1 or not isinstance(entries[-1], ChatEntry)
+                or entries[-1].state != "done"):
+            yield gr.skip(), gr.skip()
+            return
+        for conversation, state, _ in self.respond(entries[-1].question, entries[:-1], k, mode):
+            yield conversation, state
+
+    def example_questions(self) -> list[str]:
+        """A question about each of the most recently indexed articles, from its title (at most
+        EXAMPLE_COUNT); none when nothing is indexed or the index cannot be read."""
+        try:
+            snapshot = self.service.snapshot()
+        except QAError:
+            return []
+        questions: list[str] = []
+        # The library's listing, newest first: worked out once per index generation for both.
+        for record in self.listings.of(snapshot.generation, snapshot.records).page(LibraryQuery()).rows:
+            question = example_question(record.title)
+            if question and question not in questions:
+                questions.append(question)
+            if len(questions) == EXAMPLE_COUNT:
+                break
+        return questions
+
+    def examples(self) -> list[dict]:
+        """The example buttons' labels (hidden when there are fewer articles), and the note that
+        stands in for them over an empty index."""
+        questions = self.example_questions()
+        buttons = [gr.update(value=text, visible=True) for text in questions]
+        buttons += [gr.update(visible=False)] * (EXAMPLE_COUNT - len(questions))
+        return [*buttons, gr.update(visible=not questions)]
 
     def library_table(self, query: LibraryQuery) -> tuple[str, LibraryQuery]:
         """(the library page ``query`` asks for, over the index as it is now; the query as shown,
@@ -1225,7 +1510,7 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                     with gr.Column(scale=3, min_width=340):
                         conversation = gr.HTML(
                             render_conversation([]), elem_id="conversation", css_template=CONVERSATION_CSS,
-                            js_on_load=CITATION_SCRIPT, autoscroll=False, max_height="68vh", min_height=160,
+                            js_on_load=CITATION_SCRIPT + ANSWER_ACTIONS_SCRIPT, autoscroll=False, max_height="68vh", min_height=160,
                         )
                         with gr.Row(equal_height=True):
                             question = gr.Textbox(
@@ -1234,29 +1519,33 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                                 autofocus=True,
                             )
                             send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask-button")
+                        # Filled when the page loads and after each upload or delete (chat.examples).
                         with gr.Row(elem_id="examples"):
                             example_buttons = [
-                                gr.Button(text, size="sm", variant="secondary", min_width=160,
+                                gr.Button("", size="sm", variant="secondary", min_width=160, visible=False,
                                           elem_classes=["example-question"])
-                                for text in SEED_EXAMPLES
+                                for _ in range(EXAMPLE_COUNT)
                             ]
+                            examples_empty = gr.HTML(EXAMPLES_EMPTY, visible=False, elem_id="examples-empty")
                     with gr.Column(scale=2, min_width=300):
                         # Filled in the browser by CITATION_SCRIPT, so no handler ever outputs to it.
                         gr.HTML(SOURCES_PANEL, elem_id="sources-panel", css_template=SOURCES_CSS,
                                 js_on_load=SOURCES_SCRIPT)
-                        with gr.Accordion("Settings", open=True, elem_id="chat-settings"):
+                        # Closed: the defaults answer well, and the panel above keeps the room.
+                        with gr.Accordion("Settings", open=False, elem_id="chat-settings"):
                             top_k = gr.Slider(1, MAX_SOURCES, value=min(settings.retrieval.top_k, MAX_SOURCES),
                                               step=1, label="Sources to use",
                                               info="Paragraphs read for each answer", elem_id="sources-to-use")
                             # Filled in the browser by SOURCES_NOTE_SCRIPT when a typed number is out of range.
                             gr.HTML(SOURCES_NOTE, elem_id="sources-note", js_on_load=SOURCES_NOTE_SCRIPT)
-                            mode = gr.Radio(
-                                modes, value=modes[0][1], label="Answer mode", elem_id="answer-mode",
-                                interactive=len(modes) > 1,
-                                info=None if len(modes) > 1 else
-                                "LLM answers are off: no LLM is configured ([llm] backend in the config).",
-                            )
-                            clear = gr.Button("Clear conversation", variant="secondary", elem_id="clear-button")
+                            # With one mode there is nothing to choose: a line says which, and why, instead
+                            # of a disabled control. Hidden, the radio still sends its value to the events.
+                            mode = gr.Radio(modes, value=modes[0][1], label="Answer mode", elem_id="answer-mode",
+                                            visible=len(modes) > 1)
+                            if len(modes) == 1:
+                                gr.HTML(render_single_mode(modes[0][0]), elem_id="answer-mode-note")
+                        # Outside the closed settings: clearing is an everyday action.
+                        clear = gr.Button("Clear conversation", variant="secondary", elem_id="clear-button")
             with gr.Tab("Library", id="library", elem_id="library-tab") as library_tab:
                 with gr.Row(equal_height=False):
                     with gr.Column(min_width=300):
@@ -1286,9 +1575,17 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
         ask_outputs = [conversation, entries, question]
         question.submit(chat.respond, ask_inputs, ask_outputs, api_visibility="private")
         send.click(chat.respond, ask_inputs, ask_outputs, api_visibility="private")
-        for button, text in zip(example_buttons, SEED_EXAMPLES):
-            button.click(lambda t=text: t, None, question, api_visibility="private", queue=False).then(
+        example_outputs = [*example_buttons, examples_empty]
+        blocks.load(chat.examples, None, example_outputs, show_progress="hidden", api_visibility="private")
+        for button in example_buttons:
+            # The button's own label is the question (a client may send any text: it is only a question).
+            button.click(lambda text: text, button, question, api_visibility="private", queue=False).then(
                 chat.respond, ask_inputs, ask_outputs, api_visibility="private")
+        # Only which turn (and which rating): the handlers take the rest from the session's entries.
+        conversation.like(chat.rate, entries, [conversation, entries], show_progress="hidden",
+                          api_visibility="private")
+        conversation.retry(chat.regenerate, [entries, top_k, mode], [conversation, entries],
+                           api_visibility="private")
         clear.click(chat.clear, None, ask_outputs, js=CLEAR_SOURCES_SCRIPT, api_visibility="private")
 
         query = gr.State(LibraryQuery())
@@ -1302,14 +1599,16 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                             api_visibility="private")
         # One progress indicator, on the upload box the files were dropped on, not one per output.
         files.upload(chat.upload, files, [library_status, header, *page_outputs, library_search, files],
-                     show_progress_on=files, api_visibility="private", preprocess=False)
+                     show_progress_on=files, api_visibility="private", preprocess=False).then(
+            chat.examples, None, example_outputs, show_progress="hidden", api_visibility="private")
         waiting_delete = gr.State(None)
         library_table.select(chat.ask_to_delete, None, [library_status, confirm_box, delete_question, waiting_delete],
                              show_progress="hidden", api_visibility="private").then(
             None, js=SHOW_DELETE_QUESTION_SCRIPT)
         confirm_delete.click(chat.delete, [waiting_delete, query],
                              [library_status, header, *page_outputs, confirm_box, waiting_delete],
-                             show_progress_on=library_table, api_visibility="private")
+                             show_progress_on=library_table, api_visibility="private").then(
+            chat.examples, None, example_outputs, show_progress="hidden", api_visibility="private")
         cancel_delete.click(chat.cancel_delete, waiting_delete, [library_status, confirm_box, waiting_delete],
                             show_progress="hidden", api_visibility="private")
         gr.api(chat.ask_api, api_name="ask")

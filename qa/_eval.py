@@ -4,6 +4,12 @@ Input lines: ``{"id", "question", "answers": [...], "doc"?, "also_docs"?, "histo
 an empty ``answers`` list means the corpus does not answer the question. ``also_docs``
 lists other files with a paragraph that answers it too (news corpora repeat stories):
 a paragraph from any of them that contains a gold answer is a hit.
+
+``gold_paragraphs`` (``[{"doc", "paragraph"}]``) names the paragraphs that answer it: then a hit is
+one of those paragraphs. ``qa feedback --export`` writes such lines from the chat's thumbs-up
+ratings. A thumbs-down line has no ``answers`` (nobody knows the right one yet) but a
+``rejected_answer`` and its ``rejected_paragraphs``: it is not scored, only reported (is the
+rejected answer still given?) as a question to look at.
 """
 
 from __future__ import annotations
@@ -15,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from qa._errors import InvalidInput, QAError
 from qa._metrics import (
-    contains_answer, exact_match, f1_score, first_hit_rank, hit_at, mean, percentile,
+    contains_answer, exact_match, f1_score, first_hit_rank, hit_at, mean, normalize_answer, percentile,
     precision_recall_f1, reciprocal_rank,
 )
 from qa._models import AskResponse, ChatTurn
@@ -28,13 +34,32 @@ from qa._service import QAService
 _MARKER = re.compile(r"\s*\[\d+\]")
 
 
+class GoldParagraph(BaseModel):
+    doc: str
+    paragraph: int
+
+
 class EvalQuestion(BaseModel):
     id: str
     question: str
-    answers: list[str]
+    answers: list[str] | None = None
     doc: str | None = None
     also_docs: list[str] = []
     history: list[ChatTurn] | None = None
+    gold_paragraphs: list[GoldParagraph] = []
+    rejected_answer: str | None = None
+    rejected_paragraphs: list[GoldParagraph] = []
+
+    @model_validator(mode="after")
+    def _answers_or_rejected(self) -> "EvalQuestion":
+        if self.answers is None and self.rejected_answer is None:
+            raise ValueError('"answers" is missing: list the right answers, [] when the articles do not answer it')
+        return self
+
+    @property
+    def to_review(self) -> bool:
+        """A rated-down question: no gold answer to score against, only the answer rejected."""
+        return self.answers is None
 
 
 def read_questions(path: Path) -> Iterator[EvalQuestion]:
@@ -55,13 +80,36 @@ def answer_text(response: AskResponse) -> str:
     return _MARKER.sub("", response.answer).replace("…", " ").strip()
 
 
+def review_metrics(question: EvalQuestion, response: AskResponse) -> dict:
+    """For a rated-down question: whether the answer rejected is still the answer given."""
+    rejected = _MARKER.sub("", question.rejected_answer or "").replace("…", " ")
+    paragraphs = {(p.doc, p.paragraph) for p in question.rejected_paragraphs}
+    return {
+        "to_review": True,
+        "abstained": response.abstained,
+        "same_answer": normalize_answer(answer_text(response)) == normalize_answer(rejected),
+        "same_paragraphs": {(c.doc, c.paragraph) for c in response.citations} == paragraphs,
+        "latency_ms": response.timings.get("total", 0.0),
+    }
+
+
 def question_metrics(question: EvalQuestion, response: AskResponse, k: int) -> dict:
-    answerable = bool(question.answers)
+    if question.to_review:
+        return review_metrics(question, response)
+    answers = question.answers or []
+    answerable = bool(answers)
     gold_docs = {question.doc, *question.also_docs} if question.doc else None
-    rank = first_hit_rank([(p.doc, p.text) for p in response.retrieved[:k]], gold_docs, question.answers) \
-        if answerable else None
+    gold_paragraphs = {(p.doc, p.paragraph) for p in question.gold_paragraphs}
+    if not answerable:
+        rank = None
+    elif gold_paragraphs:
+        rank = next((rank for rank, p in enumerate(response.retrieved[:k], 1)
+                     if (p.doc, p.paragraph) in gold_paragraphs), None)
+    else:
+        rank = first_hit_rank([(p.doc, p.text) for p in response.retrieved[:k]], gold_docs, answers)
     predicted = "" if response.abstained else answer_text(response)
-    cited_ok = [contains_answer(c.text, question.answers) for c in response.citations] if answerable else []
+    cited_ok = [contains_answer(c.text, answers) or (c.doc, c.paragraph) in gold_paragraphs
+                for c in response.citations] if answerable else []
     return {
         "answerable": answerable,
         "abstained": response.abstained,
@@ -70,9 +118,9 @@ def question_metrics(question: EvalQuestion, response: AskResponse, k: int) -> d
         "hit@5": hit_at(rank, 5),
         "hit@10": hit_at(rank, 10),
         "rr@10": reciprocal_rank(rank, 10),
-        "contains": float(answerable and not response.abstained and contains_answer(predicted, question.answers)),
-        "em": exact_match(predicted, question.answers) if answerable else float(response.abstained),
-        "f1": f1_score(predicted, question.answers) if answerable else float(response.abstained),
+        "contains": float(answerable and not response.abstained and contains_answer(predicted, answers)),
+        "em": exact_match(predicted, answers) if answerable else float(response.abstained),
+        "f1": f1_score(predicted, answers) if answerable else float(response.abstained),
         "citations": len(response.citations),
         "citations_correct": sum(cited_ok),
         "latency_ms": response.timings.get("total", 0.0),
@@ -96,7 +144,9 @@ class EvalRun:
 
 
 def summarize(results: list[dict], k: int) -> dict:
-    metrics = [r["metrics"] for r in results if "metrics" in r]
+    scored = [r["metrics"] for r in results if "metrics" in r]
+    metrics = [m for m in scored if not m.get("to_review")]
+    review = [m for m in scored if m.get("to_review")]
     answerable = [m for m in metrics if m["answerable"]]
     unanswerable = [m for m in metrics if not m["answerable"]]
     answered = [m for m in answerable if not m["abstained"]]
@@ -104,7 +154,7 @@ def summarize(results: list[dict], k: int) -> dict:
     abstained_all = sum(1 for m in metrics if m["abstained"])
     precision, recall, f1 = precision_recall_f1(abstained_right, abstained_all, len(unanswerable))
     citations = sum(m["citations"] for m in answered)
-    latencies = [m["latency_ms"] for m in metrics]
+    latencies = [m["latency_ms"] for m in scored]
     return {
         "questions": len(results),
         "errors": sum(1 for r in results if "error" in r),
@@ -124,6 +174,18 @@ def summarize(results: list[dict], k: int) -> dict:
         "latency_p50_ms": percentile(latencies, 50),
         "latency_p95_ms": percentile(latencies, 95),
         **summarize_llm(metrics),
+        **summarize_review(review),
+    }
+
+
+def summarize_review(review: list[dict]) -> dict:
+    """How many rated-down questions still get the answer that was rejected; nothing without any."""
+    if not review:
+        return {}
+    return {
+        "rated_down": len(review),
+        "rated_down_same_answer": sum(1 for m in review if m["same_answer"]),
+        "rated_down_same_paragraphs": sum(1 for m in review if m["same_paragraphs"]),
     }
 
 
@@ -154,6 +216,9 @@ _LABELS = [
     ("llm_answers", "LLM answers generated", "d"), ("llm_fallbacks", "LLM answers replaced by extractive", "d"),
     ("supported_sentence_share", "supported sentence share (LLM)", ".3f"),
     ("citations_removed", "citations removed by the check (LLM)", "d"),
+    ("rated_down", "rated down (to look at)", "d"),
+    ("rated_down_same_answer", "rated down, still the same answer", "d"),
+    ("rated_down_same_paragraphs", "rated down, still citing the same paragraphs", "d"),
 ]
 
 

@@ -126,8 +126,13 @@ def create_app(settings: Settings, service: QAService | None = None,
     app = build_api(service, settings, api_key=secret("QA_API_KEY", environ=environ))
     blocks = ui.build_ui(service, settings)
     # Without max_file_size, Gradio's own upload route takes files of any size into its temp folder.
+    # The footer keeps "Use via API" and "Built with Gradio"; its default also adds Gradio's own
+    # "Settings" (display settings), a second "Settings" beside the chat's, and "runs" history.
+    # Gradio 6.31 leaves the separator that stood before its Settings link at the end: hidden.
     app = gr.mount_gradio_app(app, blocks, path="/", auth=ui_login(environ), theme=ui.offline_theme(),
-                              max_file_size=settings.server.max_upload_bytes)
+                              max_file_size=settings.server.max_upload_bytes, footer_links=["api", "gradio"],
+                              css='footer[aria-label="Gradio footer navigation"] > .divider:last-child '
+                                  "{ display: none; }")
     # Gradio checks that a file an event names was uploaded by a client (inside its upload folder)
     # only once has_launched is set, which launch() does and mount_gradio_app does not: unset, a
     # client could make an event read any file on the server. Nothing else in Gradio 6.31 reads it

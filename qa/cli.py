@@ -5,6 +5,7 @@ Typical use:
     qa ingest seeds/            index the articles in a folder (incremental)
     qa ask "Who deployed it?"   answer from the indexed articles, with [n] citations
     qa serve                    chat UI at / and the HTTP API under /v1
+    qa feedback                 the chat's 👍 / 👎 ratings, for qa eval
 
 Settings come from config/default.toml; override any key with QA_<SECTION>_<KEY>
 (e.g. QA_INDEX_DIR=/tmp/index) or point QA_CONFIG at another file.
@@ -28,6 +29,7 @@ from tqdm import tqdm
 from qa._config import Settings, load_settings
 from qa._errors import InvalidInput, QAError
 from qa._eval import run_eval, summary_markdown
+from qa._feedback import FeedbackStore, evaluation_questions, latest_ratings
 from qa._models import ChatTurn, IngestReport
 from qa._service import QAService
 
@@ -216,24 +218,104 @@ def ask(ctx: click.Context, question: str, as_json: bool, history: Path | None, 
 
 
 @cli.command(name="eval")
-@click.argument("questions", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("questions", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("eval-out"),
               show_default=True, help="Folder for results.jsonl, summary.json and summary.md.")
 @click.option("--k", type=int, default=10, show_default=True, help="Paragraphs retrieved per question.")
+@click.option("--feedback", "from_feedback", is_flag=True,
+              help="Evaluate the chat's ratings (the questions `qa feedback --export` would write, kept in OUT/feedback-questions.jsonl).")
 @click.pass_context
 @_reports_errors
-def eval_command(ctx: click.Context, questions: Path, out_dir: Path, k: int) -> None:
+def eval_command(ctx: click.Context, questions: Path | None, out_dir: Path, k: int, from_feedback: bool) -> None:
     """Run every question in QUESTIONS (JSON lines) and print retrieval and answer metrics.
 
     Each line: {"id", "question", "answers": [...], "doc"?, "history"?}; empty
-    answers means the articles do not answer it.
+    answers means the articles do not answer it. A line may name the paragraphs
+    that answer it, "gold_paragraphs": [{"doc", "paragraph"}]; a line with
+    "rejected_answer" instead of "answers" (a thumbs-down from the chat) is not
+    scored, only counted: is the rejected answer still the one given?
+
+    With --feedback, the questions are the chat's ratings in the index folder.
     """
-    service = QAService(_settings(ctx))
+    settings = _settings(ctx)
+    if from_feedback == (questions is not None):
+        raise InvalidInput("give either a QUESTIONS file or --feedback (the chat's ratings), not both or neither")
+    if from_feedback:
+        questions = out_dir / "feedback-questions.jsonl"
+        lines = _feedback_questions(settings)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        questions.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
+                             encoding="utf-8")
+    service = QAService(settings)
     service.start_llm()  # a misconfigured LLM stops the run here, not once per question
     with _ctrl_c_stops_for_sure() as stop_check:
         run = run_eval(service, questions, out_dir, k=k, progress=_progress_bar("Evaluating", stop_check))
     click.echo(summary_markdown(run.summary))
     click.echo(f"Wrote {out_dir}/results.jsonl, summary.json and summary.md")
+
+
+def _feedback_questions(settings: Settings) -> list[dict]:
+    """The latest rating of each rated answer as evaluation questions; an error when there are none."""
+    store = FeedbackStore(settings.index.dir)
+    read = store.read()
+    if read.skipped_lines:
+        click.echo(f"warning: {store.path}: skipped {len(read.skipped_lines)} line(s) that are not ratings "
+                   f"(line {', '.join(map(str, read.skipped_lines[:5]))})", err=True)
+    if not read.records:
+        raise InvalidInput(f"no answers have been rated yet ({store.path} holds none): rate answers in the chat "
+                           "with 👍 or 👎 first")
+    return evaluation_questions(read.records)
+
+
+@cli.command()
+@click.option("--export", "export_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the ratings to this file in `qa eval`'s question format instead of listing them.")
+@click.option("--json", "as_json", is_flag=True, help="Print every stored rating as a JSON line.")
+@click.pass_context
+@_reports_errors
+def feedback(ctx: click.Context, export_file: Path | None, as_json: bool) -> None:
+    """List the 👍 and 👎 ratings given in the chat, or export them for `qa eval`.
+
+    Ratings are kept in feedback.jsonl in the index folder, one line per click,
+    with the question, the earlier questions it followed, the answer the server
+    gave and the paragraphs it cited. The list shows the latest rating of each
+    answer. --export writes them as evaluation questions: a thumbs-up answer's
+    gold is the paragraph it cited (its quoted sentences as the answers), a
+    thumbs-up abstention says the articles do not answer, and a thumbs-down is a
+    question to look at, with the answer that was rejected. Then:
+
+        qa feedback --export rated.jsonl && qa eval rated.jsonl
+
+    or in one step: qa eval --feedback.
+    """
+    settings = _settings(ctx)
+    store = FeedbackStore(settings.index.dir)
+    if as_json:
+        for record in store.read().records:
+            click.echo(record.model_dump_json())
+        return
+    if export_file is not None:
+        lines = _feedback_questions(settings)
+        try:
+            export_file.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines),
+                                   encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {export_file}: {exc.strerror or exc}") from None
+        up = sum(1 for line in lines if line["rating"] == "up")
+        click.echo(f"Wrote {len(lines)} questions to {export_file}: {up} rated up (scored), "
+                   f"{len(lines) - up} rated down (to look at). Run: qa eval {export_file}")
+        return
+    read = store.read()
+    if read.skipped_lines:
+        click.echo(f"warning: {store.path}: skipped {len(read.skipped_lines)} line(s) that are not ratings", err=True)
+    ratings = latest_ratings(read.records)
+    for record in ratings:
+        cited = "; ".join(f"{c.doc} ¶{c.paragraph}" for c in record.citations) or (
+            "abstained" if record.abstained else "no citation")
+        mark = "👍" if record.rating == "up" else "👎"
+        click.echo(f"{record.time:%Y-%m-%d %H:%M}  {mark}  {record.question}  [{cited}]")
+    up = sum(1 for record in ratings if record.rating == "up")
+    click.echo(f"{len(ratings)} rated answers: {up} 👍, {len(ratings) - up} 👎 ({store.path})")
 
 
 @cli.command(name="list")

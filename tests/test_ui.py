@@ -15,7 +15,8 @@ import pytest
 from gradio_client import Client
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from _browser import LAPTOP, PHONE, browser, screenshot_path  # noqa: F401  (browser: a fixture)
+from _browser import ANSWER_TIMEOUT_MS, LAPTOP, PHONE, browser, screenshot_path  # noqa: F401  (browser: a fixture)
+from _browser import ChatPage as BrowserChatPage
 from _live import GradioSession, indexed_docs, qa_server, uploaded
 from conftest import SEED_FILE, SEEDS, make_settings
 from qa import QAService
@@ -25,7 +26,6 @@ SEED_ANSWER_PHRASE = "four hundred anti-ballistic missiles will encompass Russia
 FOLLOW_UP = "Where have they already been placed?"
 UNANSWERABLE = "What is the capital of France?"
 UPLOAD_LIMIT = 20_000
-ANSWER_TIMEOUT_MS = 30_000
 
 # Every way article text could try to run script in the page; each sets window.__xss.
 PAYLOAD_SCRIPT = "<script>window.__xss='script'</script>"
@@ -128,39 +128,11 @@ def assert_fully_visible(locator: Locator) -> None:
     assert area["left"] - 1 <= box["x"] and box["x"] + box["width"] <= area["right"] + 1, (box, area)
 
 
-class ChatPage:
-    """The chat as a user drives it, plus what the page did that a user would not see."""
+class ChatPage(BrowserChatPage):
+    """The chat with every state each turn passed through recorded (``turn_states``)."""
 
     def __init__(self, page: Page, base_url: str) -> None:
-        self.page = page
-        self.dialogs: list[str] = []
-        self.errors: list[str] = []
-        page.on("dialog", lambda dialog: (self.dialogs.append(dialog.message), dialog.dismiss()))
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.add_init_script(RECORD_TURN_STATES)
-        page.goto(base_url)
-        expect(self.question_box).to_be_editable(timeout=30_000)
-
-    @property
-    def question_box(self) -> Locator:
-        return self.page.locator("#question-box textarea")
-
-    @property
-    def turns(self) -> Locator:
-        return self.page.locator("#conversation .turn")
-
-    @property
-    def sources(self) -> Locator:
-        return self.page.locator("#sources-panel .sources-body")
-
-    def ask(self, question: str) -> Locator:
-        """Send ``question`` and wait for its turn to finish; returns the turn."""
-        count = self.turns.count()
-        self.question_box.fill(question)
-        self.question_box.press("Enter")
-        turn = self.turns.nth(count)
-        expect(turn).to_have_attribute("data-state", "done", timeout=ANSWER_TIMEOUT_MS)
-        return turn
+        super().__init__(page, base_url, init_script=RECORD_TURN_STATES)
 
     def turn_states(self, index: int) -> list[str]:
         return [s for s in self.page.evaluate("window.__turnStates") if s.startswith(f"{index}:")]
@@ -191,7 +163,8 @@ def chat(browser: Browser, base_url: str) -> Iterator[ChatPage]:
 
 def test_answer_streams_in_with_a_citation_that_opens_the_highlighted_paragraph(chat: ChatPage) -> None:
     expect(chat.page.locator("#app-header")).to_contain_text("1 article, 6 paragraphs indexed")
-    expect(chat.page.locator("#examples")).to_contain_text(SEED_QUESTION)
+    # Example questions come from the titles of the newest articles: here the seed's.
+    expect(chat.page.locator("#examples")).to_contain_text("What does “Aegis Missile Defense System")
 
     turn = chat.ask(SEED_QUESTION)
 
@@ -515,6 +488,7 @@ def test_a_too_long_question_says_how_long_and_the_limit_and_stays_in_the_box(ch
 
 
 def test_typing_more_sources_than_the_slider_allows_is_clamped_with_a_visible_note(chat: ChatPage) -> None:
+    chat.page.get_by_text("Settings", exact=True).click()  # closed by default
     number_box = chat.page.locator("#sources-to-use input[type=number]")
     note = chat.page.locator(".sources-note")
     expect(note).to_be_hidden()
