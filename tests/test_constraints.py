@@ -4,6 +4,8 @@ Paragraphs and questions are written for these tests (issue 12's cases, in other
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from qa.reader import ABSTENTION, answer_extractively
@@ -142,6 +144,29 @@ def test_a_figure_paraphrase_is_answered_and_a_missing_name_abstains() -> None:
     assert not _ask("Did Northwind Media's revenue rise to 42.1 billion?", [REVENUE_2004]).abstained
     answer = _ask("What was Eastgate Press's revenue in 2004?", [REVENUE_2004])
     assert answer.abstained and answer.missing == ["Eastgate Press"]
+
+
+def test_names_each_mentioned_somewhere_but_never_together_are_not_called_unmentioned() -> None:
+    # The best-worded article lacks Bafta, the one about the Baftas lacks Howard Hughes: saying
+    # "don't mention Bafta" would deny what an indexed article says.
+    biopic = _candidate("f1", "Aviator opens", "The Howard Hughes film The Aviator collected praise from critics.")
+    awards = _candidate("f2", "Bafta nominations", "The Aviator leads the Bafta field with 14 nominations.", score=0.9)
+    answer = _ask("How many Bafta nominations did the Howard Hughes film The Aviator collect?", [biopic, awards])
+    assert answer.abstained and answer.citations == []
+    # True of the best-ranked article that meets the most of them.
+    assert answer.answer == "The indexed articles that mention Howard Hughes and Aviator don't mention Bafta."
+    assert answer.missing == ["Bafta"]
+    assert not_mentioned_message(question_constraints("Did Bafta or Eastgate win?", None)) == (
+        "The indexed articles don't mention Bafta or Eastgate.")
+
+
+def test_articles_that_mention_everything_but_do_not_answer_give_the_plain_abstention() -> None:
+    # The best-worded article lacks 2007; the one that has it is too far off to answer. 2007 is
+    # mentioned, so the abstention must not say it is not.
+    regatta = _candidate("r1", "Northwind Media sails", "A regatta on the harbour drew crowds in 2007.", score=0.5)
+    answer = _ask("What was Northwind Media's revenue in 2007?",
+                  [REVENUE_2004, dataclasses.replace(regatta, dense=0.1)])
+    assert answer.abstained and answer.answer == ABSTENTION and answer.missing == []
 
 
 def test_a_follow_up_abstains_on_the_earlier_turns_year() -> None:

@@ -243,8 +243,17 @@ def missing_constraints(constraints: list[Constraint], facts: ArticleFacts) -> l
     return [c for c in constraints if facts.lacks(c)]
 
 
-def not_mentioned_message(missing: list[Constraint]) -> str:
-    """ "The indexed articles don't mention 2007." — the abstention that says what was not covered."""
-    written = [c.text for c in missing]
-    listed = written[0] if len(written) == 1 else ", ".join(written[:-1]) + " or " + written[-1]
-    return f"The indexed articles don't mention {listed}."
+def not_mentioned_message(missing: list[Constraint], met: list[Constraint] | tuple[Constraint, ...] = ()) -> str:
+    """ "The indexed articles don't mention 2007." — the abstention that says what was not covered.
+
+    With ``met``, the constraints are each mentioned somewhere but never all in one article, and
+    the message says so rather than deny what some article does mention: "The indexed articles
+    that mention Bafta and Aviator don't mention Howard Hughes." """
+    if met:
+        return f"The indexed articles that mention {_listed(met, 'and')} don't mention {_listed(missing, 'or')}."
+    return f"The indexed articles don't mention {_listed(missing, 'or')}."
+
+
+def _listed(constraints: list[Constraint] | tuple[Constraint, ...], last: str) -> str:
+    written = [c.text for c in constraints]
+    return written[0] if len(written) == 1 else ", ".join(written[:-1]) + f" {last} " + written[-1]

@@ -213,11 +213,16 @@ def _trim(sentence: ScoredSentence, max_words: int, weights_terms: set[str]) -> 
 
 
 def _meeting_constraints(scored: list[ScoredSentence], constraints: list[Constraint], near: bool
-                         ) -> tuple[list[ScoredSentence], list[Constraint]]:
-    """The sentences whose article mentions every constraint, and what the best sentence's
-    article lacks. With ``near``, years and figures count only in the sentence's paragraph, the
-    ones beside it and the title: "the 2005 World Championships" in a story's outlook does not
-    date the race it reports."""
+                         ) -> tuple[list[ScoredSentence], list[Constraint], list[Constraint]]:
+    """The sentences whose article mentions every constraint; when there are none, what the
+    abstention may truthfully say is missing, and what is met beside it.
+
+    With ``near``, years and figures count only in the sentence's paragraph, the ones beside it
+    and the title: "the 2005 World Championships" in a story's outlook does not date the race it
+    reports. Missing are the constraints no candidate's article mentions; when each is mentioned
+    somewhere, the ones lacking where most are met (the best-ranked such place), with the ones
+    met there: "Bafta" must not be called unmentioned because the best-worded article lacks it
+    while the one about the Baftas lacks "Howard Hughes"."""
     names = [c for c in constraints if c.kind == "name"]
     figures = [c for c in constraints if c.kind != "name"] if near else []
     whole = names if near else constraints
@@ -235,8 +240,14 @@ def _meeting_constraints(scored: list[ScoredSentence], constraints: list[Constra
             missing_by_place[key] = missing
         if not missing_by_place[key]:
             kept.append(sentence)
-    first = scored[0]
-    return kept, missing_by_place[(first.candidate.record.article_id, first.candidate.paragraph.number if near else 0)]
+    if kept:
+        return kept, [], []
+    places = list(missing_by_place.values())  # best-ranked first
+    nowhere = [c for c in constraints if all(c in missing for missing in places)]
+    if nowhere:
+        return [], nowhere, []
+    fewest = min(places, key=len)
+    return [], fewest, [c for c in constraints if c not in fewest]
 
 
 def answer_extractively(condensed: Condensed, candidates: list[Candidate], keyword: KeywordIndex,
@@ -257,11 +268,13 @@ def answer_extractively(condensed: Condensed, candidates: list[Candidate], keywo
         constraints = question_constraints(condensed.question, condensed.earlier_question,
                                            names=settings.check_names)
         if constraints:
-            scored, missing = _meeting_constraints(scored, constraints, settings.figures_near_answer)
-            if not scored or scored[0].support < settings.abstain_threshold:
-                return ExtractiveAnswer(not_mentioned_message(missing), True, [],
-                                        scored[0].support if scored else 0.0, [c.text for c in missing],
-                                        answer_type=answer_type)
+            scored, missing, met = _meeting_constraints(scored, constraints, settings.figures_near_answer)
+            if not scored:
+                return ExtractiveAnswer(not_mentioned_message(missing, met), True, [], 0.0,
+                                        [c.text for c in missing], answer_type=answer_type)
+            if scored[0].support < settings.abstain_threshold:
+                # The articles mention all of it; they only don't answer it.
+                return ExtractiveAnswer(ABSTENTION, True, [], scored[0].support, answer_type=answer_type)
 
     chosen = [scored[0]]
     companion = typed_companion(scored[0], scored, answer_type, asked, tagger) if answer_type else None
