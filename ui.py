@@ -16,7 +16,9 @@ only files that Gradio's upload route wrote into its upload folder (see :meth:`C
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
 import logging
 import os
 import math
@@ -96,6 +98,15 @@ class SourceView:
     context: tuple[tuple[int, str], ...]
     # every sentence the citation quotes, as sorted, non-overlapping offsets into the paragraph text
     quotes: tuple[Span, ...] = ()
+    # The article's id in the index: what a conversation kept in the browser stores to find the
+    # paragraph again (StoredTurn), never its text.
+    article_id: str = ""
+
+    @property
+    def missing(self) -> bool:
+        """A source restored from the browser whose article (or paragraph) is no longer indexed:
+        there is nothing to show but its number."""
+        return not self.context
 
 
 @dataclass(frozen=True)
@@ -247,8 +258,319 @@ def source_view(service: QAService, paragraph: Citation | RetrievedParagraph, ke
     return SourceView(
         key=key, label=label, title=paragraph.title, doc=paragraph.doc, paragraph=paragraph.paragraph,
         paragraph_total=len(paragraphs) or paragraph.paragraph, section=paragraph.section,
-        context=context, quotes=quotes,
+        context=context, quotes=quotes, article_id=paragraph.article_id,
     )
+
+
+# -- conversations kept in the browser -------------------------------------------------------
+#
+# Each browser keeps its own conversations in localStorage (gr.BrowserState), so they survive a
+# reload and a server restart with nothing kept on the server. What comes back from the browser
+# is client-controlled: only plain data is stored (questions, answer text, modes, notices, and a
+# citation as an article id and a paragraph number), every field is checked and bounded when it
+# is read back, and anything malformed is dropped. Cited paragraphs are read again from the index
+# (in memory, by id; never a path), and every string goes through the render_* functions again.
+
+MAX_CONVERSATIONS = 10
+MAX_STORED_TURNS = 40  # per conversation: the newest are kept
+MAX_STORED_ANSWER_CHARS = 10_000
+MAX_STORED_NOTE_CHARS = 1_000  # a notice, a "searched for" question
+MAX_STORED_SPANS = 50
+# Everything stored together, as JSON: far below localStorage's 5 MB per origin, and small enough
+# to travel with the events that read it.
+MAX_STORED_CHARS = 400_000
+CONVERSATION_TITLE_CHARS = 80
+STORE_VERSION = 1
+NO_LONGER_INDEXED = "No longer indexed"
+_CONVERSATION_ID = re.compile(r"[0-9a-f]{16}")
+# Article ids are hex digests today; anything outside this (a path such as ../../etc/passwd) is
+# not an id, and ids are only ever looked up in the index's in-memory records.
+_STORED_ARTICLE_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+_STORED_ANSWER_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
+
+
+def new_conversation_id() -> str:
+    return secrets.token_hex(8)
+
+
+def paragraph_digest(text: str) -> str:
+    """Tells whether a cited paragraph still reads as it did: only then are the stored quote
+    offsets into it used again."""
+    return hashlib.sha256(text.encode("utf-8", errors="replace")).hexdigest()[:16]
+
+
+def conversation_storage(settings: Settings) -> tuple[str, str]:
+    """(localStorage key, Gradio's encryption secret), the same for every process over one index
+    folder, so a restarted server reads what the browser kept. Gradio hands the secret to every
+    page in its config: the encryption hides nothing from the client, which is why every value
+    read back is checked."""
+    folder = str(Path(settings.index.dir).expanduser().resolve())
+    digest = hashlib.sha256(f"news-qa conversations\n{folder}".encode("utf-8", errors="replace")).hexdigest()
+    return f"news-qa-conversations-{digest[:12]}", digest[12:44]
+
+
+def _text(value: object, limit: int) -> str | None:
+    """``value`` if it is text of at most ``limit`` characters, made displayable; else None."""
+    if not isinstance(value, str) or len(value) > limit:
+        return None
+    return displayable(value)
+
+
+def _count(value: object, low: int = 0, high: int = 10**9) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None
+    return value
+
+
+def _spans(value: object, length: int) -> tuple[Span, ...]:
+    """Offsets into a text of ``length`` characters; malformed or out-of-range pairs are dropped."""
+    if not isinstance(value, list):
+        return ()
+    spans = []
+    for pair in value[:MAX_STORED_SPANS]:
+        if isinstance(pair, list) and len(pair) == 2:
+            begin, end = _count(pair[0], 0, length), _count(pair[1], 0, length)
+            if begin is not None and end is not None and begin < end:
+                spans.append((begin, end))
+    return tuple(spans)
+
+
+@dataclass(frozen=True)
+class StoredSource:
+    """A citation ([n], ``number`` > 0) or a related article (``number`` 0) as the browser keeps it."""
+
+    article_id: str
+    paragraph: int
+    number: int = 0
+    digest: str = ""  # paragraph_digest of the paragraph the quotes point into
+    quotes: tuple[Span, ...] = ()
+
+    @classmethod
+    def of(cls, view: SourceView) -> "StoredSource":
+        number = int(view.label.strip("[]")) if _MARKER.fullmatch(view.label) else 0
+        text = dict(view.context).get(view.paragraph)
+        return cls(view.article_id, view.paragraph, number, paragraph_digest(text) if text is not None else "",
+                   view.quotes if number and text is not None else ())
+
+    @classmethod
+    def read(cls, raw: object, cited: bool) -> "StoredSource | None":
+        if not isinstance(raw, dict):
+            return None
+        article_id, paragraph = raw.get("article"), _count(raw.get("paragraph"), 1, 10**6)
+        if not isinstance(article_id, str) or not _STORED_ARTICLE_ID.fullmatch(article_id) or paragraph is None:
+            return None
+        if not cited:
+            return cls(article_id, paragraph)
+        number, digest = _count(raw.get("n"), 1, MAX_SOURCES), raw.get("digest")
+        if number is None:
+            return None
+        digest = digest if isinstance(digest, str) and re.fullmatch(r"[0-9a-f]{16}", digest) else ""
+        return cls(article_id, paragraph, number, digest, _spans(raw.get("quotes"), 10**7) if digest else ())
+
+    def value(self) -> dict:
+        if not self.number:
+            return {"article": self.article_id, "paragraph": self.paragraph}
+        return {"n": self.number, "article": self.article_id, "paragraph": self.paragraph, "digest": self.digest,
+                "quotes": [list(span) for span in self.quotes]}
+
+    def view(self, records: dict[str, ArticleRecord], key: str, answer: str) -> SourceView:
+        """The source as the panel shows it, read again from the index; a "no longer indexed"
+        view when the article or the paragraph is gone."""
+        label = f"[{self.number}]" if self.number else ""
+        record = records.get(self.article_id)
+        cited = next((p for p in record.paragraphs if p.number == self.paragraph), None) if record else None
+        if record is None or cited is None:
+            return SourceView(key=key, label=label, title=NO_LONGER_INDEXED, doc="", paragraph=self.paragraph,
+                              paragraph_total=0, section="", context=(), article_id=self.article_id)
+        numbers = range(self.paragraph - CONTEXT_PARAGRAPHS, self.paragraph + CONTEXT_PARAGRAPHS + 1)
+        quotes: tuple[Span, ...] = ()
+        if label:
+            # Offsets kept from when the paragraph read the same; else the answer's own sentences only.
+            own = self.quotes if self.digest == paragraph_digest(cited.text) else ()
+            quotes = merged_spans([*own, *quoted_spans(answer, label, cited.text, None)], len(cited.text))
+        return SourceView(
+            key=key, label=label, title=record.title, doc=record.doc, paragraph=cited.number,
+            paragraph_total=len(record.paragraphs), section=cited.section,
+            context=tuple((p.number, p.text) for p in record.paragraphs if p.number in numbers),
+            quotes=quotes, article_id=record.article_id,
+        )
+
+
+@dataclass(frozen=True)
+class StoredTurn:
+    """One answered question as the browser keeps it: plain data, never markup or article text."""
+
+    question: str
+    answer: str
+    abstained: bool = False
+    mode: str = ""
+    standalone_question: str = ""
+    notice: str = ""
+    citations: tuple[StoredSource, ...] = ()
+    related: tuple[StoredSource, ...] = ()
+    unsupported: tuple[Span, ...] = ()
+    # GivenAnswers' key: a rating still stores the server's own copy of the answer, if it has one.
+    answer_id: str = ""
+    rating: str = ""
+
+    @classmethod
+    def of(cls, entry: ChatEntry) -> "StoredTurn":
+        return cls(
+            question=entry.question, answer=entry.answer, abstained=entry.abstained, mode=entry.mode,
+            standalone_question=entry.standalone_question, notice=entry.notice,
+            citations=tuple(StoredSource.of(view) for view in entry.citations if view.article_id),
+            related=tuple(StoredSource.of(view) for view in entry.related if view.article_id),
+            unsupported=entry.unsupported, answer_id=entry.answer_id, rating=entry.rating,
+        )
+
+    @classmethod
+    def read(cls, raw: object, question_limit: int) -> "StoredTurn | None":
+        """The turn the browser sent, checked; None if anything in it is malformed or too long."""
+        if not isinstance(raw, dict):
+            return None
+        question = _text(raw.get("question"), question_limit)
+        answer = _text(raw.get("answer"), MAX_STORED_ANSWER_CHARS)
+        standalone = _text(raw.get("searched_for", ""), MAX_STORED_NOTE_CHARS)
+        notice = _text(raw.get("notice", ""), MAX_STORED_NOTE_CHARS)
+        abstained, mode = raw.get("abstained", False), raw.get("mode", "")
+        citations, related = raw.get("citations", []), raw.get("related", [])
+        if (not question or not question.strip() or answer is None or standalone is None or notice is None
+                or not isinstance(abstained, bool) or not isinstance(citations, list) or not isinstance(related, list)
+                or len(citations) > MAX_SOURCES or len(related) > MAX_SOURCES):
+            return None
+        cited = tuple(source for source in (StoredSource.read(c, True) for c in citations) if source)
+        numbers = [source.number for source in cited]
+        answer_id, rating = raw.get("answer_id", ""), raw.get("rating", "")
+        return cls(
+            question=question, answer=answer, abstained=abstained,
+            mode=mode if isinstance(mode, str) and mode in ANSWER_MODES else "",
+            standalone_question=standalone, notice=notice,
+            citations=cited if len(set(numbers)) == len(numbers) else (),
+            related=tuple(source for source in (StoredSource.read(r, False) for r in related) if source),
+            unsupported=_spans(raw.get("unsupported"), len(answer)),
+            answer_id=answer_id if isinstance(answer_id, str) and _STORED_ANSWER_ID.fullmatch(answer_id) else "",
+            rating=rating if isinstance(rating, str) and rating in RATINGS else "",
+        )
+
+    def value(self) -> dict:
+        return {
+            "question": self.question, "answer": self.answer, "abstained": self.abstained, "mode": self.mode,
+            "searched_for": self.standalone_question, "notice": self.notice,
+            "citations": [source.value() for source in self.citations],
+            "related": [source.value() for source in self.related],
+            "unsupported": [list(span) for span in self.unsupported],
+            "answer_id": self.answer_id, "rating": self.rating,
+        }
+
+    def entry(self, records: dict[str, ArticleRecord]) -> ChatEntry:
+        return ChatEntry(
+            question=self.question, state="done", answer=self.answer, abstained=self.abstained, mode=self.mode,
+            standalone_question=self.standalone_question, notice=self.notice,
+            citations=tuple(source.view(records, f"c{source.number}", self.answer) for source in self.citations),
+            related=tuple(source.view(records, f"r{i}", "") for i, source in enumerate(self.related)),
+            unsupported=self.unsupported, answer_id=self.answer_id, rating=self.rating,
+        )
+
+
+def conversation_title(question: str) -> str:
+    title = " ".join(question.split())
+    if len(title) <= CONVERSATION_TITLE_CHARS:
+        return title
+    cut = title[:CONVERSATION_TITLE_CHARS]
+    return (cut[:cut.rfind(" ")] if " " in cut else cut).rstrip(" ,;:-–—") + "…"
+
+
+@dataclass(frozen=True)
+class StoredConversation:
+    id: str
+    turns: tuple[StoredTurn, ...]
+
+    @property
+    def title(self) -> str:
+        """Its first question: never a title the browser sent."""
+        return conversation_title(self.turns[0].question) if self.turns else ""
+
+    def value(self) -> dict:
+        return {"id": self.id, "turns": [turn.value() for turn in self.turns]}
+
+
+@dataclass(frozen=True)
+class ConversationStore:
+    """A browser's conversations, the latest first, and which one is on screen (``current``:
+    possibly a new one that has no turns yet, and so is not listed)."""
+
+    current: str
+    conversations: tuple[StoredConversation, ...] = ()
+
+    @classmethod
+    def empty(cls) -> "ConversationStore":
+        return cls(new_conversation_id())
+
+    @classmethod
+    def read(cls, raw: object, question_limit: int) -> "ConversationStore":
+        """What the browser sent, checked: malformed turns and conversations are dropped, the
+        sizes bounded; anything that is not a store at all is an empty one."""
+        if not isinstance(raw, dict) or raw.get("version") != STORE_VERSION:
+            return cls.empty()
+        current = raw.get("current")
+        listed = raw.get("conversations")
+        conversations: list[StoredConversation] = []
+        for item in listed[:MAX_CONVERSATIONS] if isinstance(listed, list) else []:
+            if not isinstance(item, dict) or not isinstance(item.get("turns"), list):
+                continue
+            ident = item.get("id")
+            if not isinstance(ident, str) or not _CONVERSATION_ID.fullmatch(ident) or \
+                    any(c.id == ident for c in conversations):
+                continue
+            turns = tuple(turn for turn in (StoredTurn.read(t, question_limit)
+                                            for t in item["turns"][-MAX_STORED_TURNS:]) if turn)
+            if turns:
+                conversations.append(StoredConversation(ident, turns))
+        if not isinstance(current, str) or not _CONVERSATION_ID.fullmatch(current):
+            current = new_conversation_id()
+        return cls(current, tuple(conversations)).bounded()
+
+    def value(self) -> dict:
+        return {"version": STORE_VERSION, "current": self.current,
+                "conversations": [conversation.value() for conversation in self.conversations]}
+
+    def find(self, ident: object) -> StoredConversation | None:
+        return next((c for c in self.conversations if c.id == ident), None)
+
+    def bounded(self) -> "ConversationStore":
+        """At most MAX_CONVERSATIONS, MAX_STORED_CHARS in all: the oldest conversations go first,
+        then the current one's oldest turns."""
+        conversations = list(self.conversations[:MAX_CONVERSATIONS])
+        sizes = [len(json.dumps(c.value(), ensure_ascii=False)) for c in conversations]
+        while len(conversations) > 1 and sum(sizes) > MAX_STORED_CHARS:
+            drop = next((i for i in range(len(conversations) - 1, -1, -1)
+                         if conversations[i].id != self.current), len(conversations) - 1)
+            del conversations[drop], sizes[drop]
+        if conversations and sum(sizes) > MAX_STORED_CHARS:
+            turns = list(conversations[0].turns)
+            while len(turns) > 1 and len(json.dumps([t.value() for t in turns], ensure_ascii=False)) > MAX_STORED_CHARS:
+                turns.pop(0)
+            conversations[0] = StoredConversation(conversations[0].id, tuple(turns))
+        return replace(self, conversations=tuple(conversations))
+
+    def with_turns(self, turns: tuple[StoredTurn, ...]) -> "ConversationStore":
+        """The current conversation's turns as they are now. A conversation that changed moves to
+        the top of the list; one merely opened again keeps its place."""
+        turns = turns[-MAX_STORED_TURNS:]
+        existing = self.find(self.current)
+        if not turns or existing == StoredConversation(self.current, turns):
+            return self
+        updated = StoredConversation(self.current, turns)
+        if existing is not None and [(t.question, t.answer, t.rating) for t in existing.turns] == \
+                [(t.question, t.answer, t.rating) for t in turns]:
+            conversations = tuple(updated if c.id == self.current else c for c in self.conversations)
+        else:
+            conversations = (updated, *(c for c in self.conversations if c.id != self.current))
+        return replace(self, conversations=conversations).bounded()
+
+    def without(self, ident: str) -> "ConversationStore":
+        rest = tuple(c for c in self.conversations if c.id != ident)
+        return ConversationStore(new_conversation_id() if ident == self.current else self.current, rest)
 
 
 # -- the library: the indexed articles, a page at a time -------------------------------------
@@ -475,6 +797,13 @@ def render_answer_text(answer: str, citations: tuple[SourceView, ...], clickable
 
 
 def render_source_card(view: SourceView) -> str:
+    if view.missing:
+        label = f'<span class="card-label">{escape(view.label)}</span>' if view.label else ""
+        return (
+            f'<button type="button" class="source-card is-missing" data-source="{view.key}">'
+            f'{label}<span class="card-title">{NO_LONGER_INDEXED}</span>'
+            f'<span class="card-meta">¶{view.paragraph}</span></button>'
+        )
     cited = dict(view.context).get(view.paragraph, "")
     excerpt = " … ".join(cited[begin:end] for begin, end in view.quotes) if view.quotes else cited
     if len(excerpt) > 220:
@@ -501,6 +830,15 @@ def render_paragraph_text(text: str, quotes: tuple[tuple[int, int], ...] = ()) -
 
 def render_source_detail(view: SourceView) -> str:
     """The sources-panel content for one source; kept hidden in the turn until it is opened."""
+    if view.missing:
+        label = f'<span class="card-label">{escape(view.label)}</span> ' if view.label else ""
+        return (
+            f'<div class="source-detail is-missing" data-source-detail="{view.key}" hidden>'
+            f'<div class="detail-header"><h3 class="detail-title">{label}{NO_LONGER_INDEXED}</h3>'
+            f'<p class="detail-meta"><span class="detail-paragraph">Paragraph {view.paragraph}</span></p></div>'
+            '<p class="detail-missing">The article this answer cited has been deleted from the index (or '
+            "changed) since the answer was given, so its paragraph cannot be shown.</p></div>"
+        )
     items = []
     for number, text in view.context:
         cited = number == view.paragraph
@@ -630,10 +968,39 @@ def render_conversation(entries: list[ChatEntry], examples_hint: bool = True) ->
     return f'<div class="conversation">{turns}</div>'
 
 
+def render_conversation_list(store: ConversationStore) -> str:
+    """The browser's earlier conversations, titled by their first question: each opens with a
+    click, and ✕ deletes it from the browser (CONVERSATION_LIST_SCRIPT sends only its id)."""
+    heading = '<h2 class="conversations-heading">Conversations</h2>'
+    if not store.conversations:
+        return (f'<nav class="conversation-list" aria-label="Conversations">{heading}'
+                f'<p class="conversations-empty">Your last {MAX_CONVERSATIONS} conversations are kept in this '
+                "browser and listed here.</p></nav>")
+    items = []
+    for conversation in store.conversations:
+        current = conversation.id == store.current
+        title = escape(conversation.title)
+        ident = escape(conversation.id)
+        pressed = ' aria-current="true"' if current else ""
+        items.append(
+            f'<li class="conversation-item{" is-current" if current else ""}">'
+            f'<button type="button" class="conversation-open" data-open="{ident}" title="{title}"{pressed}>'
+            f'<span class="conversation-title">{title}</span>'
+            f'<span class="conversation-meta">{plural(len(conversation.turns), "question")}'
+            f'{" · open" if current else ""}</span></button>'
+            f'<button type="button" class="conversation-delete" data-delete="{ident}" '
+            f'aria-label="Delete the conversation “{title}”" title="Delete from this browser">✕</button></li>'
+        )
+    return (f'<nav class="conversation-list" aria-label="Conversations">{heading}'
+            f'<ul class="conversations">{"".join(items)}</ul></nav>')
+
+
 SOURCES_PANEL = (
     '<section class="sources" aria-label="Sources">'
     '<div class="sources-top"><h2 class="sources-heading">Sources</h2>'
-    '<button type="button" class="sources-close" aria-label="Close the source" hidden>Close ✕</button></div>'
+    # Its visible text is its name: "Close ✕" beside the chat, "‹ Back to the answer" on a phone's sheet.
+    '<button type="button" class="sources-close" hidden><span class="close-wide">Close ✕</span>'
+    '<span class="close-narrow">‹ Back to the answer</span></button></div>'
     '<p class="sources-empty">Click a citation such as <span class="cite-sample">[1]</span> or a source '
     "card to read the cited paragraph in its article.</p>"
     '<div class="sources-body" aria-live="polite"></div></section>'
@@ -822,6 +1189,16 @@ element.addEventListener('click', (event) => {
   const panel = document.getElementById('sources-panel');
   const body = panel && panel.querySelector('.sources-body');
   if (!detail || !body) return;
+  // On a phone the panel opens over the chat as a sheet; Back returns to where the reader was.
+  const section = panel.querySelector('.sources');
+  const sheet = window.matchMedia('(max-width: 700px)').matches;
+  if (sheet && !section.classList.contains('is-sheet')) {
+    const box = scroller();
+    section.returnTo = {x: window.scrollX, y: window.scrollY, box, top: box ? box.scrollTop : 0, opener};
+    section.classList.add('is-sheet');
+    section.setAttribute('role', 'dialog');
+    section.setAttribute('aria-modal', 'true');
+  }
   const copy = detail.cloneNode(true);
   copy.hidden = false;
   body.replaceChildren(copy);
@@ -829,6 +1206,7 @@ element.addEventListener('click', (event) => {
   body.dataset.source = opener.dataset.source;
   panel.querySelector('.sources-empty').hidden = true;
   panel.querySelector('.sources-close').hidden = false;
+  if (sheet) panel.querySelector('.sources-close').focus({preventScroll: true});
   element.querySelectorAll('.is-open').forEach((node) => node.classList.remove('is-open'));
   turn.querySelectorAll('[data-source="' + opener.dataset.source + '"]')
     .forEach((node) => node.classList.add('is-open'));
@@ -842,8 +1220,8 @@ element.addEventListener('click', (event) => {
   const citedTop = cited.getBoundingClientRect().top - body.getBoundingClientRect().top + body.scrollTop;
   const fits = cited.offsetHeight <= body.clientHeight - pinned;
   body.scrollTop = Math.max(0, (fits ? citedTop : offset - 24) - pinned - 4);
-  // On a narrow screen the panel sits below the chat: bring the sentence into the window too.
-  target.scrollIntoView({block: 'nearest'});
+  // The sheet covers the window already; beside the chat, the panel may be partly out of it.
+  if (!sheet) target.scrollIntoView({block: 'nearest'});
 });
 """
 
@@ -899,6 +1277,22 @@ element.addEventListener('click', (event) => {
   element.querySelector('.sources-empty').hidden = false;
   element.querySelector('.sources-close').hidden = true;
   document.querySelectorAll('#conversation .is-open').forEach((node) => node.classList.remove('is-open'));
+  // The phone's sheet (CITATION_SCRIPT): back to the answer, scrolled as the reader left it.
+  const section = element.querySelector('.sources');
+  if (!section.classList.contains('is-sheet')) return;
+  section.classList.remove('is-sheet');
+  section.removeAttribute('role');
+  section.removeAttribute('aria-modal');
+  const back = section.returnTo;
+  section.returnTo = null;
+  if (!back) return;
+  if (back.box) back.box.scrollTop = back.top;
+  window.scrollTo(back.x, back.y);
+  if (back.opener && back.opener.isConnected) back.opener.focus({preventScroll: true});
+});
+document.addEventListener('keydown', (event) => {
+  const section = element.querySelector('.sources');
+  if (event.key === 'Escape' && section.classList.contains('is-sheet')) element.querySelector('.sources-close').click();
 });
 """
 
@@ -1018,6 +1412,20 @@ CONVERSATION_CSS = """
 @media (max-width: 700px) { .answer-action { min-height: 40px; } }
 .notice { color: var(--color-accent); }
 .unsupported { text-decoration: underline wavy #d97706; text-underline-offset: 3px; cursor: help; }
+.source-card.is-missing { border-style: dashed; }
+/* A phone: every [n] is a 44 px touch target. The chip drawn inside stays text-sized, and the
+   negative margins keep the line as tall as the others. */
+@media (max-width: 700px) {
+  .cite { position: relative; z-index: 0; display: inline-flex; align-items: center; justify-content: center;
+    min-width: 44px; min-height: 44px; margin: -11px 0; padding: 0 6px; vertical-align: middle;
+    font-size: 0.85em; background: transparent; border-color: transparent; transition: none;
+    -webkit-tap-highlight-color: transparent; }
+  .cite::before { content: ""; position: absolute; z-index: -1; inset: 10px 4px; border-radius: 6px;
+    background: var(--color-accent-soft); border: 1px solid var(--color-accent); }
+  .cite:hover, .cite.is-open { background: transparent; }
+  .cite:hover::before, .cite.is-open::before { background: var(--color-accent); }
+  .source-card { min-height: 44px; }
+}
 """
 
 SOURCES_CSS = """
@@ -1048,6 +1456,19 @@ SOURCES_CSS = """
 .para.is-cited { color: var(--body-text-color); background: var(--color-accent-soft);
   border-left-color: var(--color-accent); }
 .para mark { background: #fde68a; color: #1f2937; border-radius: 3px; padding: 0 1px; }
+.detail-missing { margin: 6px 0; color: var(--body-text-color-subdued); }
+.close-narrow { display: none; }
+/* A phone: the source opens over the chat, as a sheet filling the window, with Back at its top. */
+@media (max-width: 700px) {
+  .sources.is-sheet { position: fixed; inset: 0; z-index: 1000; margin: 0; border: none; border-radius: 0;
+    display: flex; flex-direction: column; padding: 8px 14px calc(8px + env(safe-area-inset-bottom));
+    box-shadow: 0 0 0 100vmax rgba(0, 0, 0, 0.3); }
+  .sources.is-sheet .sources-top { flex: none; }
+  .sources.is-sheet .sources-body { flex: 1 1 auto; max-height: none; overscroll-behavior: contain; }
+  .sources-close { min-height: 44px; padding: 6px 14px; font-size: 0.95em; }
+  .sources.is-sheet .close-wide { display: none; }
+  .sources.is-sheet .close-narrow { display: inline; }
+}
 """
 
 LIBRARY_PLACEHOLDER = '<p class="library-empty">Opening the library…</p>'
@@ -1145,6 +1566,59 @@ REPORT_CSS = """
 .upload-report li { padding: 4px 0; overflow-wrap: anywhere; }
 .upload-report .ok { color: var(--body-text-color); }
 .upload-report .failed { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+"""
+
+# The list of conversations (render_conversation_list): a click sends the conversation's id only,
+# to open it or delete it; the handler reads everything else from the browser's store.
+CONVERSATION_LIST_SCRIPT = r"""
+element.addEventListener('click', (event) => {
+  const button = event.target.closest('button');
+  if (!button || !element.contains(button)) return;
+  // An answer still coming in belongs to the conversation on screen: switching now would file it
+  // under another one.
+  if (document.querySelector('#conversation .turn[data-state="pending"], #conversation .turn[data-state="streaming"]')) return;
+  const item = button.closest('.conversation-item');
+  const shown = item && item.classList.contains('is-current');
+  // The panel shows a paragraph of the conversation on screen: it closes when that one goes.
+  const closeSources = () => {
+    const close = document.querySelector('#sources-panel .sources-close');
+    if (close && !close.hidden) close.click();
+  };
+  if (button.dataset.open) {
+    if (shown) return;
+    closeSources();
+    trigger('click', {open: button.dataset.open});
+  } else if (button.dataset.delete) {
+    if (shown) closeSources();
+    trigger('click', {delete: button.dataset.delete});
+  }
+});
+"""
+
+CONVERSATION_LIST_CSS = """
+.conversation-list { margin-top: 4px; }
+.conversations-heading { margin: 0 0 6px; font-size: 1rem; }
+.conversations-empty { margin: 0; font-size: 0.85em; color: var(--body-text-color-subdued); }
+.conversations { list-style: none; margin: 0; padding: 0; display: flex; flex-direction: column; gap: 4px; }
+.conversation-item { display: flex; align-items: stretch; gap: 4px; }
+.conversation-open { flex: 1 1 auto; min-width: 0; display: flex; flex-direction: column; align-items: flex-start;
+  gap: 1px; text-align: left; font: inherit; cursor: pointer; padding: 5px 10px; min-height: 36px; border-radius: 8px;
+  background: var(--background-fill-primary); border: 1px solid var(--border-color-primary);
+  color: var(--body-text-color); }
+.conversation-open:hover, .conversation-open:focus-visible { border-color: var(--color-accent); }
+.is-current .conversation-open { border-color: var(--color-accent); background: var(--color-accent-soft); }
+.conversation-title { max-width: 100%; font-size: 0.88em; font-weight: 600; overflow: hidden; text-overflow: ellipsis;
+  white-space: nowrap; }
+.conversation-meta { font-size: 0.75em; color: var(--body-text-color-subdued); }
+.conversation-delete { flex: none; width: 36px; min-height: 36px; font: inherit; cursor: pointer; border-radius: 8px;
+  background: var(--background-fill-primary); border: 1px solid var(--border-color-primary);
+  color: var(--body-text-color-subdued); }
+.conversation-delete:hover, .conversation-delete:focus-visible { color: var(--error-text-color, #b91c1c);
+  border-color: var(--error-text-color, #b91c1c); }
+@media (max-width: 700px) {
+  .conversation-open, .conversation-delete { min-height: 44px; }
+  .conversation-delete { width: 44px; }
+}
 """
 
 
@@ -1489,6 +1963,89 @@ class ChatUI:
         return render_upload_report([(True, line)]), gr.update(visible=False), None
 
 
+@dataclass
+class ConversationMemory:
+    """The handlers that keep a browser's conversations in its localStorage (gr.BrowserState)
+    and bring them back: on page load, after every change to the chat's turns, and from the list
+    of conversations. The browser's copy is read with ConversationStore.read, never trusted."""
+
+    service: QAService
+    settings: Settings
+
+    def read(self, value: object) -> ConversationStore:
+        return ConversationStore.read(value, self.settings.answer.max_question_chars)
+
+    def entries(self, conversation: StoredConversation | None) -> list[ChatEntry]:
+        """The conversation's turns as the chat holds them, their sources read again from the index."""
+        if conversation is None:
+            return []
+        try:
+            records = self.service.snapshot().records
+        except QAError:
+            records = {}  # an index that cannot be read shows every source as no longer indexed
+        return [turn.entry(records) for turn in conversation.turns]
+
+    def restore(self, value: object) -> tuple[str, list[ChatEntry], str, dict, dict, dict]:
+        """On page load: the conversation that was on screen, the list, the store as checked, and
+        the question box and Ask button opened. They stay closed until then: a question answered
+        before the restore landed would be wiped from the screen by it."""
+        opened = gr.update(interactive=True)
+        try:
+            store = self.read(value)
+            entries = self.entries(store.find(store.current))
+        except Exception:  # noqa: BLE001  (a chat that cannot be used at all is worse than one without its history)
+            LOG.exception("could not restore the browser's conversations")
+            store, entries = ConversationStore.empty(), []
+        return render_conversation(entries), entries, render_conversation_list(store), store.value(), opened, opened
+
+    def remember(self, entries: object, value: object) -> tuple[dict, str] | tuple[dict, dict]:
+        """The chat's answered turns, written into the current conversation. No answered turn
+        changes nothing: a regenerated first answer empties the turns while it streams in."""
+        if not isinstance(entries, list):
+            return gr.skip(), gr.skip()
+        turns = tuple(StoredTurn.of(e) for e in entries if isinstance(e, ChatEntry) and e.state == "done")
+        store = self.read(value)
+        updated = store.with_turns(turns)
+        if updated == store:
+            # Also when no turn is answered: a Clear's new conversation (start_new, running beside
+            # this handler) must not be overwritten with the store as it was before the click.
+            return gr.skip(), gr.skip()
+        return updated.value(), render_conversation_list(updated)
+
+    def start_new(self, value: object) -> tuple[dict, str]:
+        """Clear conversation: a new conversation starts; the one cleared stays in the list."""
+        store = self.read(value)
+        if store.find(store.current) is None:
+            return store.value(), render_conversation_list(store)
+        store = replace(store, current=new_conversation_id())
+        return store.value(), render_conversation_list(store)
+
+    def choose(self, value: object, event: gr.EventData) -> tuple:
+        """A click in the list: ``{"open": id}`` shows that conversation, ``{"delete": id}``
+        removes it (the chat starts afresh if it was the one on screen). An unknown id changes
+        nothing."""
+        data = event_data(event)
+        store = self.read(value)
+        nothing = (gr.skip(), gr.skip(), gr.skip(), gr.skip())
+        if "open" in data:
+            conversation = store.find(data["open"])
+            if conversation is None:
+                return nothing
+            store = replace(store, current=conversation.id)
+            entries = self.entries(conversation)
+            return render_conversation(entries), entries, store.value(), render_conversation_list(store)
+        if "delete" in data:
+            ident = data["delete"]
+            if store.find(ident) is None:
+                return nothing
+            shown = ident == store.current
+            store = store.without(ident)
+            if shown:
+                return render_conversation([]), [], store.value(), render_conversation_list(store)
+            return gr.skip(), gr.skip(), store.value(), render_conversation_list(store)
+        return nothing
+
+
 def offline_theme() -> gr.themes.Base:
     """Gradio's default look with the system's fonts: its default web fonts come from a font
     CDN, which an offline newsroom machine cannot reach (the page then mixes fallback glyphs)."""
@@ -1516,9 +2073,10 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                             question = gr.Textbox(
                                 show_label=False, placeholder="Ask about the articles, e.g. a follow-up: “and why?”",
                                 lines=1, max_lines=4, scale=5, min_width=200, elem_id="question-box",
-                                autofocus=True,
+                                autofocus=True, interactive=False,  # opened by ConversationMemory.restore
                             )
-                            send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask-button")
+                            send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask-button",
+                                             interactive=False)
                         # Filled when the page loads and after each upload or delete (chat.examples).
                         with gr.Row(elem_id="examples"):
                             example_buttons = [
@@ -1546,6 +2104,10 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
                                 gr.HTML(render_single_mode(modes[0][0]), elem_id="answer-mode-note")
                         # Outside the closed settings: clearing is an everyday action.
                         clear = gr.Button("Clear conversation", variant="secondary", elem_id="clear-button")
+                        # Filled from the browser's own store when the page loads (ConversationMemory).
+                        conversation_list = gr.HTML(
+                            render_conversation_list(ConversationStore.empty()), elem_id="conversation-list",
+                            css_template=CONVERSATION_LIST_CSS, js_on_load=CONVERSATION_LIST_SCRIPT)
             with gr.Tab("Library", id="library", elem_id="library-tab") as library_tab:
                 with gr.Row(equal_height=False):
                     with gr.Column(min_width=300):
@@ -1587,6 +2149,22 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
         conversation.retry(chat.regenerate, [entries, top_k, mode], [conversation, entries],
                            api_visibility="private")
         clear.click(chat.clear, None, ask_outputs, js=CLEAR_SOURCES_SCRIPT, api_visibility="private")
+
+        # The browser keeps its conversations (plain data, checked when read back: ConversationMemory);
+        # the session's entries stay the server's own, with their answer ids for rating.
+        memory = ConversationMemory(service, settings)
+        storage_key, secret = conversation_storage(settings)
+        stored = gr.BrowserState(ConversationStore.empty().value(), storage_key=storage_key, secret=secret)
+        blocks.load(memory.restore, stored, [conversation, entries, conversation_list, stored, question, send],
+                    show_progress="hidden", api_visibility="private").then(
+            None, js="() => document.querySelector('#question-box textarea')?.focus()")
+        # Every handler that changes the turns (an answer, a rating, a regenerate, a restore) is seen here.
+        entries.change(memory.remember, [entries, stored], [stored, conversation_list], show_progress="hidden",
+                       api_visibility="private")
+        clear.click(memory.start_new, stored, [stored, conversation_list], show_progress="hidden",
+                    api_visibility="private")
+        conversation_list.click(memory.choose, stored, [conversation, entries, stored, conversation_list],
+                                show_progress="hidden", api_visibility="private")
 
         query = gr.State(LibraryQuery())
         page_outputs = [library_table, query]

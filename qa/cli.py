@@ -335,6 +335,9 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
     click.echo(f"{len(records)} articles, {sum(len(r.paragraphs) for r in records)} paragraphs")
 
 
+SHUTDOWN_GRACE_S = 5
+
+
 @cli.command()
 @click.option("--host", default=None, help="Address to listen on (default from config: 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port to listen on (default from config: 8000).")
@@ -352,7 +355,11 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
                                                 "port": port or settings.server.port})
     settings = settings.model_copy(update={"server": server})
     app = create_app(settings)
-    uvicorn.run(app, host=server.host, port=server.port, log_level="info")
+    # An open chat tab holds a connection that never closes by itself (Gradio's heartbeat), so
+    # without a bound a stop (Ctrl+C, SIGTERM) waits for it forever; an answer still being
+    # written gets this long to finish.
+    uvicorn.run(app, host=server.host, port=server.port, log_level="info",
+                timeout_graceful_shutdown=SHUTDOWN_GRACE_S)
 
 
 def main() -> None:

@@ -51,10 +51,11 @@ def wait_until_up(url: str, process: subprocess.Popen | None = None, timeout: fl
 
 @contextlib.contextmanager
 def qa_server(index_dir: Path, upload_dir: Path | None = None, env: Mapping[str, str] | None = None,
-              log: Path | None = None, wait_for: str = "/healthz") -> Iterator[str]:
+              log: Path | None = None, wait_for: str = "/healthz", port: int | None = None) -> Iterator[str]:
     """Run ``qa serve`` over ``index_dir`` and yield its base URL once ``wait_for`` answers 200
-    ("/readyz": the model and the index are loaded too); stopped on exit."""
-    port = free_port()
+    ("/readyz": the model and the index are loaded too); stopped on exit. ``port`` (see
+    :func:`port_in`) lets a test start a server again where a stopped one listened."""
+    port = port or free_port()
     environment = {
         **os.environ,
         "QA_INDEX_DIR": str(index_dir),
@@ -80,6 +81,21 @@ def qa_server(index_dir: Path, upload_dir: Path | None = None, env: Mapping[str,
             process.wait()
         if log:
             output.close()
+
+
+def port_in(low: int, high: int) -> int:
+    """A loopback port from ``low``–``high`` that nothing listens on. Unlike :func:`free_port` it
+    takes a port a stopped server left connections in TIME_WAIT on, so a server can be started
+    again on the port it had (the page's origin, and so its localStorage, stays the same)."""
+    for port in range(low, high + 1):
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}-{high}")
 
 
 def uploaded(base_url: str, name: str, text: str) -> str:
@@ -108,6 +124,22 @@ class GradioPage:
                 if name == event and self.components.get(target, {}).get("props", {}).get("elem_id") == elem_id:
                     return dependency["id"]
         raise LookupError(f"no {event} event on #{elem_id}")
+
+    def event_index(self, component_type: str, event: str) -> int:
+        """The first ``event`` of a component of ``component_type`` (e.g. a ``gr.State``'s change)."""
+        for dependency in self.dependencies:
+            for target, name in dependency["targets"]:
+                if name == event and self.components.get(target, {}).get("type") == component_type:
+                    return dependency["id"]
+        raise LookupError(f"no {event} event on a {component_type}")
+
+    def load_index(self, input_type: str) -> int:
+        """The page-load event that reads a component of ``input_type`` (e.g. "browserstate")."""
+        for dependency in self.dependencies:
+            if any(name == "load" for _, name in dependency["targets"]) and any(
+                    self.components[i]["type"] == input_type for i in dependency["inputs"]):
+                return dependency["id"]
+        raise LookupError(f"no load event reads a {input_type}")
 
 
 class GradioSession(GradioPage):
