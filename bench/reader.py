@@ -107,7 +107,8 @@ def run_variant(cases: list[Case], service: QAService, overrides: dict, show: bo
     rows = []
     for case in cases:
         began = time.perf_counter()
-        extracted = answer_extractively(case.condensed, case.candidates[:k], keyword, settings, tagger)
+        extracted = answer_extractively(case.condensed, case.candidates[:k], keyword, settings, tagger,
+                                         service.embedder)
         elapsed = (time.perf_counter() - began) * 1000
         response = AskResponse(
             question=case.question.question, standalone_question=case.condensed.standalone,

@@ -89,10 +89,12 @@ class AnswerSettings(_Section):
     answer_types: bool = True
     type_bonus: float = 0.3
     type_penalty: float = 0.2
-    typed_sentences: int = 8
+    typed_sentences: int = 16
     neighbour_paragraphs: int = 0
     require_answer_type: bool = False
     figures_near_answer: bool = True
+    meaning_weight: float = 0.0
+    meaning_sentences: int = 5
 
 
 class LLMSettings(_Section):

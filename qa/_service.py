@@ -400,7 +400,7 @@ class QAService:
             return
 
         extracted = answer_extractively(condensed, candidates[:k], snapshot.keyword, self.settings.answer,
-                                        self.tagger)
+                                        self.tagger, self.embedder)
         lap("answer")
         verdict: Verdict | None = None
         if model is not None and mode == "judged" and not extracted.abstained:

@@ -10,6 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from qa import QAService
@@ -101,6 +102,21 @@ def test_figures_are_read_by_their_unit_whatever_their_label(
         tagger: SpacyTagger, sentence: str, answer_type: str, expected: list[str]) -> None:
     [entities] = tagger.entities([sentence])
     assert [e.text for e in answering_entities(sentence, entities, answer_type, set())] == expected
+
+
+@pytest.mark.parametrize("sentence, question, expected", [
+    # "24-year" is a span of time, but not in the days asked for.
+    ("During its 24-year history, the festival has grown; the harbour fair runs for 11 days in Poole.",
+     "For how many days does the harbour fair last?", ["11 days"]),
+    # "next weekend" and "two years ago" say when, not how long.
+    ("The crew will sail again next weekend, after a crossing that took 38.07 seconds less than planned.",
+     "How long did the crossing take?", ["38.07 seconds"]),
+    ("The ferry strike began two years ago and lasted a month.", "How long did the ferry strike last?", ["a month"]),
+])
+def test_a_duration_is_a_count_of_time_in_the_unit_asked_for(
+        tagger: SpacyTagger, sentence: str, question: str, expected: list[str]) -> None:
+    [entities] = tagger.entities([sentence])
+    assert [e.text for e in answering_entities(sentence, entities, "duration", set(words(question)))] == expected
 
 
 @pytest.mark.parametrize("text, answer_type, possible", [
@@ -221,3 +237,41 @@ def test_on_real_news_no_answer_lacks_the_type_when_its_paragraph_holds_it(tmp_p
             checked += 1
             assert any(fact in response.answer for fact in facts), (question["question"], response.answer, facts)
     assert typed >= 40 and checked >= 30, (typed, checked)
+
+
+class _ScriptedEmbedder:
+    """Vectors by text at the embedding boundary: the question and the sentence that means the
+    same point one way, every other text at right angles; it records what it was asked."""
+
+    def __init__(self, question: str, same_meaning: str) -> None:
+        self.question, self.same_meaning = question, same_meaning
+        self.asked: list[str] = []
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self.asked.extend(texts)
+        return np.array([[1.0, 0.0] if t in (self.question, self.same_meaning) else [0.0, 1.0] for t in texts])
+
+
+HARBOUR = ["The harbour talks in Poole will plan a new forum on the quay's future, the harbour council said.",
+           "Lisbon is being represented at them by its director of ports."]
+
+
+def test_a_sentence_that_means_the_question_beats_one_that_only_shares_its_words(tagger: SpacyTagger) -> None:
+    question = "Who is speaking for Lisbon at the harbour talks in Poole?"
+    record = _record(HARBOUR)
+    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7),
+                  Candidate(record, record.paragraphs[1], score=0.9, dense=0.6)]
+    embedder = _ScriptedEmbedder(question, HARBOUR[1])
+
+    def answer(**settings):
+        return answer_extractively(condense(question, None), candidates, _FlatIdf(), AnswerSettings(**settings),
+                                   tagger, embedder)
+
+    assert "director of ports" not in answer(meaning_weight=0.0).answer  # the lead's words win
+    assert embedder.asked == []
+    meant = answer(meaning_weight=0.5)
+    assert "director of ports" in meant.answer and meant.citations[0].paragraph == 2
+    assert embedder.asked[0] == question and set(embedder.asked[1:]) == set(HARBOUR)
+    embedder.asked.clear()
+    answer(meaning_weight=0.5, meaning_sentences=1)  # only the best sentence is embedded
+    assert embedder.asked == [question, HARBOUR[0]]

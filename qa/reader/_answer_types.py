@@ -370,10 +370,38 @@ def answering_entities(text: str, entities: Iterable[Entity], answer_type: Answe
             continue
         if answer_type == "year" and not any(ch.isdigit() for ch in entity.text):
             continue
-        if answer_type == "duration" and (_CALENDAR.search(entity.text) or _ORDINAL.search(entity.text)):
-            continue  # "1 August 1944" and "19th-century" say when, not how long
+        if answer_type == "duration" and not _is_duration(entity, asked):
+            continue
         found.append(entity)
     return found
+
+
+def _unit(word: str) -> str:
+    return word[:-1] if word.endswith("s") else word
+
+
+_DURATION_UNITS = frozenset(_unit(u) for u in _TIME_UNITS)
+_SPAN_OPENERS = frozenset({"a", "an", "several", "few", "couple"})
+_POINT_IN_TIME = frozenset({"ago", "last", "next", "this", "earlier"})
+
+
+def _is_duration(entity: Entity, asked: set[str]) -> bool:
+    """How long, not when: a count of time ("two years", "38.07 seconds", "a month") that is no
+    calendar date ("1 August 1944"), century or point in time ("next weekend's", "two years
+    ago"); and when the question counts in a unit ("for how many days"), in that unit, so that
+    "its 24-year history" does not answer it."""
+    if _CALENDAR.search(entity.text) or _ORDINAL.search(entity.text):
+        return False
+    held = set(words(entity.text.lower()))
+    if held & _POINT_IN_TIME:
+        return False
+    if not (any(ch.isdigit() for ch in entity.text) or held & (_NUMBER_WORDS | _SPAN_OPENERS)):
+        return False
+    asked_units = {_unit(w) for w in asked} & _DURATION_UNITS
+    if not asked_units:
+        return True
+    held_units = {_unit(w) for w in re.split(r"[^a-z]+", entity.text.lower())} & _DURATION_UNITS
+    return bool(held_units & asked_units)
 
 
 def _is_figure(entity: Entity) -> bool:
