@@ -124,12 +124,13 @@ def main() -> None:
     store = "chroma run" if args.chroma_server else "embedded"
     writer_name = "qa ingest of 1 article" if args.via == "cli" else "upload of 1 article to worker 1"
     print(f"| index | store | workers | cold open per worker | {writer_name} | until every worker cites it "
-          f"| RSS per worker before / after |" + (" chroma run RSS |" if chroma_rss else ""))
-    print("|---|---|---|---|---|---|---|" + ("---|" if chroma_rss else ""))
+          f"| each worker cites it at | RSS per worker before / after |" + (" chroma run RSS |" if chroma_rss else ""))
+    print("|---|---|---|---|---|---|---|---|" + ("---|" if chroma_rss else ""))
     opens = ", ".join(f"{o:.1f}" for _, _, o in workers)
+    each = ", ".join(f"{answered[url]:.1f}" if url in answered else "—" for _, url, _ in workers)
     rss = ", ".join(f"{b / 1024:.2f}/{a / 1024:.2f}" for b, a in zip(rss_before, rss_after))
     print(f"| {args.index_dir} | {store} | {len(workers)} | {opens} s | {write_s:.1f} s | "
-          f"{f'{last:.1f} s' if last is not None else f'not within {args.timeout:.0f} s'} | {rss} GB |"
+          f"{f'{last:.1f} s' if last is not None else f'not within {args.timeout:.0f} s'} | {each} s | {rss} GB |"
           + (f" {chroma_rss / 1024:.2f} GB |" if chroma_rss else ""))
 
 

@@ -18,7 +18,7 @@ from qa._condense import condense
 from qa._config import AnswerSettings
 from qa._models import ArticleRecord, AskResponse, Paragraph
 from qa._retrieval import Candidate
-from qa.reader import SpacyTagger, answer_extractively, question_type
+from qa.reader import SpacyTagger, answer_extractively, question_type, score_sentences
 from qa._text import sentence_spans, words
 from qa.reader._answer_types import answering_entities, could_hold
 from conftest import REPO, SHARED_DATA, make_settings
@@ -275,3 +275,18 @@ def test_a_sentence_that_means_the_question_beats_one_that_only_shares_its_words
     embedder.asked.clear()
     answer(meaning_weight=0.5, meaning_sentences=1)  # only the best sentence is embedded
     assert embedder.asked == [question, HARBOUR[0]]
+
+
+def test_a_role_noun_answers_the_verb_the_question_asks_with(tagger: SpacyTagger) -> None:
+    """"Who directed…?" is answered by "Director Anna Leigh…", though the lead shares more words."""
+    story = ["The harbour film Quay Lights premiered at the Poole festival on Friday, the festival said.",
+             "Director Anna Leigh said the shoot took two years."]
+    record = _record(story)
+    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7),
+                  Candidate(record, record.paragraphs[1], score=0.9, dense=0.6)]
+    condensed = condense("Who directed the harbour film Quay Lights?", None)
+    scored = score_sentences(condensed, candidates, _FlatIdf())
+    by_text = {s.text: s for s in scored}
+    assert "directed" in by_text[story[1]].covered and "directed" not in by_text[story[0]].covered
+    answer = answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(), tagger)
+    assert "Anna Leigh" in answer.answer and answer.citations[0].paragraph == 2

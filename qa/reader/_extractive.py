@@ -1,7 +1,8 @@
 """The extractive answerer: the sentences of the retrieved paragraphs that answer, cited.
 
 For each sentence of the top paragraphs it measures how much of the question
-the sentence covers (IDF-weighted question terms found in the sentence, with
+the sentence covers (IDF-weighted question terms found in the sentence, a past-tense verb also
+as its role noun, "directed" as "Director", with
 half credit for a term found only in the article title or section, since
 "it" in a sentence often means the title's subject) and combines that with the
 paragraph's retrieval signals (cosine, rank, re-scorer score). For a question that asks for a
@@ -90,13 +91,14 @@ def score_sentences(condensed: Condensed, candidates: list[Candidate], keyword: 
     total = sum(weights.values()) or 1.0
     best_dense = max((c.dense for c in candidates), default=0.0)
     best_score = max((c.score for c in candidates), default=0.0)
+    forms = {term: (term, *_agent_nouns(term)) for term in weights}
     scored: list[ScoredSentence] = []
     for candidate, rank in [*((c, r) for r, c in enumerate(candidates, 1)), *neighbours]:
         context_terms = set(terms(f"{candidate.record.title} {candidate.paragraph.section}"))
         text = candidate.paragraph.text
         # The re-scorer has just read the same sentences; their term sets come from its cache.
         for (start, end), sentence_terms in zip(sentence_spans(text), sentence_term_sets(text)):
-            covered = frozenset(t for t in weights if t in sentence_terms)
+            covered = frozenset(t for t, written in forms.items() if any(f in sentence_terms for f in written))
             from_context = sum(weights[t] for t in weights if t not in covered and t in context_terms)
             coverage = (sum(weights[t] for t in covered) + 0.5 * from_context) / total
             dense = candidate.dense if candidate.dense else best_dense * 0.8
@@ -105,6 +107,16 @@ def score_sentences(condensed: Condensed, candidates: list[Candidate], keyword: 
             scored.append(ScoredSentence(candidate, rank, start, end, covered, coverage, support, support))
     scored.sort(key=lambda s: s.support, reverse=True)
     return scored
+
+
+def _agent_nouns(term: str) -> tuple[str, ...]:
+    """The nouns for who did what a past-tense verb says: "directed" is matched by "Director
+    Ryuhei Kitamura", "founded" by "founder", "owned" by "owners" (a news story names people by
+    their role; questions ask with the verb)."""
+    if len(term) < 5 or not term.endswith("ed"):
+        return ()
+    stem = term[:-2]
+    return tuple(f"{stem}{ending}" for ending in ("or", "er", "ors", "ers"))
 
 
 def neighbouring_paragraphs(candidates: list[Candidate], after: int) -> list[tuple[Candidate, int]]:
