@@ -158,10 +158,15 @@ class _SyncedState:
 
 
 class KeywordStore:
-    """The keyword indexes of one index folder (``<index dir>/keyword``)."""
+    """The keyword indexes of one index folder (``<index dir>/keyword``).
+
+    One per process and folder: it remembers the synced state it last read or wrote, with the
+    file's identity, so a commit reads the state file only when another process replaced it
+    (at 1M paragraphs the file holds 232k hashes: 0.19 s to read, and a commit read it twice)."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+        self._known_state: tuple[tuple[int, int, int], _SyncedState] | None = None
 
     def open_at(self, generation: str, records: dict[str, ArticleRecord], source: ChunkSource) -> KeywordIndex:
         """The keyword index as of ``generation`` (whose committed articles are ``records``),
@@ -200,11 +205,30 @@ class KeywordStore:
 
     # -- the folder ---------------------------------------------------------------
 
+    def _state_file_identity(self) -> tuple[int, int, int] | None:
+        try:
+            found = (self.folder / _STATE_FILE).stat()
+        except OSError:
+            return None
+        return found.st_ino, found.st_size, found.st_mtime_ns
+
     def _state(self) -> _SyncedState | None:
-        return read_cached(self.folder / _STATE_FILE, _STATE_VERSION)
+        identity = self._state_file_identity()
+        if identity is None:
+            return None
+        if self._known_state is not None and self._known_state[0] == identity:
+            return self._known_state[1]
+        # Read after the stat: a file replaced in between is newer than the identity kept with
+        # it, so the next call reads it again rather than trusting a stale copy.
+        state = read_cached(self.folder / _STATE_FILE, _STATE_VERSION)
+        self._known_state = (identity, state) if state is not None else None
+        return state
 
     def _write_state(self, state: _SyncedState) -> None:
+        """Under the sync lock, so no other process replaces the file between the write and the stat."""
         write_cached(self.folder / _STATE_FILE, _STATE_VERSION, state)
+        identity = self._state_file_identity()
+        self._known_state = (identity, state) if identity is not None else None
 
     def _open(self) -> tuple[tantivy.Index, tantivy.Index] | None:
         try:

@@ -68,6 +68,7 @@ class QAService:
         self._chat_model: ChatModel | None = None
         self._chat_model_started = False
         self._snapshot: IndexSnapshot | None = None
+        self._keyword_store = KeywordStore(Path(settings.index.dir) / "keyword")
         self._parts_lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -181,7 +182,7 @@ class QAService:
             previous = self._snapshot
             known = (previous.generation, previous.records) if previous is not None else None
             records = index.records(generation, known)
-            keyword = KeywordStore(Path(self.settings.index.dir) / "keyword").open_at(generation, records, index)
+            keyword = self._keyword_store.open_at(generation, records, index)
             self._snapshot = IndexSnapshot.of(generation, records, keyword, index.embedding_model())
             return self._snapshot
 

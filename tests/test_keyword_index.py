@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+import qa._keyword
 from _index_checks import ChromaReads, bbc_sample, run_ingest
 from conftest import REPO, SEEDS, make_settings
 from qa import QAService
@@ -72,6 +73,33 @@ def test_another_processs_ingest_is_seen_without_reading_chroma(tmp_path: Path, 
     assert (reads.everything, reads.articles) == (0, [])
     # The snapshot taken before still answers as it did: a view is a point in time.
     assert not before.keyword.search(terms("zorblatt"), 5)
+
+
+def test_the_synced_state_is_read_again_only_when_another_process_replaced_it(
+        tmp_path: Path, index_dir: Path, bridge_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a million paragraphs the state file holds 232k hashes; a process's own commit must not
+    read back what it has just written, and must see what another process wrote."""
+    state_reads: list[Path] = []
+    real_read_cached = qa._keyword.read_cached
+
+    def counted(path: Path, version: int):
+        state_reads.append(path)
+        return real_read_cached(path, version)
+
+    monkeypatch.setattr(qa._keyword, "read_cached", counted)
+    writer = _service(tmp_path, index_dir)
+    writer.snapshot()
+    assert len(state_reads) == 1  # the first open reads it
+    writer.upload([("quay.txt", b"Quay reopens\n\nThe Velmora quay reopened after nine weeks.\n")])
+    writer.snapshot()
+    assert len(state_reads) == 1  # its own commit: remembered, not read back
+    [(ref, _)] = writer.snapshot().keyword.search(terms("velmora"), 5)
+
+    assert _ingest(bridge_folder, index_dir).returncode == 0  # another process's commit
+    after = writer.snapshot()
+    assert len(state_reads) == 2
+    assert after.keyword.search(terms("zorblatt"), 5) and after.keyword.search(terms("velmora"), 5)
+    assert after.paragraph_count == sum(len(r.paragraphs) for r in after.records.values())
 
 
 def test_a_lagging_keyword_index_catches_up_with_the_changed_article_only(
