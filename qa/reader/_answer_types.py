@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import Iterable, Literal, Protocol
 
 from qa._errors import ConfigError
-from qa._text import STOPWORDS, tokens, words
+from qa._text import STOPWORDS, stem, tokens, words
 
 AnswerType = Literal["person_or_organisation", "person", "organisation", "place", "date", "year", "duration",
                      "money", "percent", "quantity", "amount"]
@@ -376,11 +376,7 @@ def answering_entities(text: str, entities: Iterable[Entity], answer_type: Answe
     return found
 
 
-def _unit(word: str) -> str:
-    return word[:-1] if word.endswith("s") else word
-
-
-_DURATION_UNITS = frozenset(_unit(u) for u in _TIME_UNITS)
+_DURATION_UNITS = frozenset(stem(u) for u in _TIME_UNITS)
 _SPAN_OPENERS = frozenset({"a", "an", "several", "few", "couple"})
 _POINT_IN_TIME = frozenset({"ago", "last", "next", "this", "earlier"})
 
@@ -395,17 +391,20 @@ def _is_duration(entity: Entity, asked: set[str]) -> bool:
     held = set(words(entity.text.lower()))
     if held & _POINT_IN_TIME:
         return False
-    if not (any(ch.isdigit() for ch in entity.text) or held & (_NUMBER_WORDS | _SPAN_OPENERS)):
+    if not (_has_number(entity.text) or held & _SPAN_OPENERS):
         return False
-    asked_units = {_unit(w) for w in asked} & _DURATION_UNITS
+    asked_units = {stem(w) for w in asked} & _DURATION_UNITS
     if not asked_units:
         return True
-    held_units = {_unit(w) for w in re.split(r"[^a-z]+", entity.text.lower())} & _DURATION_UNITS
+    held_units = {stem(w) for w in re.split(r"[^a-z]+", entity.text.lower())} & _DURATION_UNITS
     return bool(held_units & asked_units)
+
+
+def _has_number(text: str) -> bool:
+    return any(ch.isdigit() for ch in text) or bool(set(words(text)) & _NUMBER_WORDS)
 
 
 def _is_figure(entity: Entity) -> bool:
     if entity.label not in _FIGURE_LABELS:
         return False
-    has_number = any(ch.isdigit() for ch in entity.text) or bool(set(words(entity.text)) & _NUMBER_WORDS)
-    return has_number and not _CALENDAR.search(entity.text) and not _ORDINAL.search(entity.text)
+    return _has_number(entity.text) and not _CALENDAR.search(entity.text) and not _ORDINAL.search(entity.text)
