@@ -119,6 +119,34 @@ def test_a_duration_is_a_count_of_time_in_the_unit_asked_for(
     assert [e.text for e in answering_entities(sentence, entities, "duration", set(words(question)))] == expected
 
 
+@pytest.mark.parametrize("sentence, question, answer_type, expected", [
+    # The tagger reads "4x100" inside the question's own "4x100m": part of a word the question
+    # uses is no answer. A possessive is the same name.
+    ("Britain's 4x100m relay team won gold in 38.07 seconds.", "In what time did Britain's 4x100m quartet win?",
+     "duration", ["38.07 seconds"]),
+    ("Microsoft appointed Peter Oakes as chairman on Monday.", "Who chairs Microsoft's board?",
+     "person_or_organisation", ["Peter Oakes"]),
+])
+def test_an_entity_cut_from_a_word_of_the_question_is_not_an_answer(
+        tagger: SpacyTagger, sentence: str, question: str, answer_type: str, expected: list[str]) -> None:
+    [entities] = tagger.entities([sentence])
+    found = [e.text for e in answering_entities(sentence, entities, answer_type, set(words(question)))]
+    assert found == expected
+
+
+@pytest.mark.parametrize("sentence, question, expected", [
+    # A bare number is a time only with a unit of time beside it: the 800m is a distance.
+    ("She overhauled Maria Mutola to win the 800m, then ran the 1,500m in 3 minutes 57.90 seconds.",
+     "In what time did she win the 1,500m?", ["3 minutes 57.90 seconds"]),
+    # Ages have no unit: "how old" is answered by the bare number.
+    ("Mr Tanzi, 66, issued a statement.", "How old is Mr Tanzi?", ["66"]),
+])
+def test_a_number_is_a_duration_only_with_a_unit_of_time_or_as_an_age(
+        tagger: SpacyTagger, sentence: str, question: str, expected: list[str]) -> None:
+    [entities] = tagger.entities([sentence])
+    assert [e.text for e in answering_entities(sentence, entities, "duration", set(words(question)))] == expected
+
+
 @pytest.mark.parametrize("text, answer_type, possible", [
     ("The harbour has been thrown out by an appeal court.", "quantity", False),
     ("The claim was rejected in a 2-1 decision.", "quantity", True),

@@ -352,9 +352,10 @@ def answering_entities(text: str, entities: Iterable[Entity], answer_type: Answe
     ten" DATE), so any numeric span that is not a calendar date is a figure, money when a
     currency is in it or right after it, a percentage when "%" or "per cent" is."""
     asked = set(question_words)
+    asked_stems = {stem(w) for w in asked}
     found = []
     for entity in entities:
-        if set(words(entity.text.lower())) <= asked:
+        if {stem(w) for w in words(_whole_words(text, entity))} <= asked_stems:
             continue
         if answer_type in _FIGURE_TYPES:
             if not _is_figure(entity):
@@ -370,22 +371,41 @@ def answering_entities(text: str, entities: Iterable[Entity], answer_type: Answe
             continue
         if answer_type == "year" and not any(ch.isdigit() for ch in entity.text):
             continue
-        if answer_type == "duration" and not _is_duration(entity, asked):
+        if answer_type == "duration" and not _is_duration(entity, _next_word(text, entity), asked):
             continue
         found.append(entity)
     return found
 
 
+def _whole_words(text: str, entity: Entity) -> str:
+    """The entity with the rest of any word it cuts through: the tagger reads "4x100" in the
+    question's own "4x100m", which is no answer to it."""
+    start, end = entity.start, entity.end
+    while start > 0 and text[start - 1].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum():
+        end += 1
+    return text[start:end]
+
+
 _DURATION_UNITS = frozenset(stem(u) for u in _TIME_UNITS)
 _SPAN_OPENERS = frozenset({"a", "an", "several", "few", "couple"})
 _POINT_IN_TIME = frozenset({"ago", "last", "next", "this", "earlier"})
+_AGE_WORDS = frozenset({"old", "age", "aged"})
 
 
-def _is_duration(entity: Entity, asked: set[str]) -> bool:
+def _next_word(text: str, entity: Entity) -> str:
+    """The word right after the entity, its unit when it is a bare number ("38.07" seconds)."""
+    following = tokens(text[entity.end : entity.end + 20])
+    return following[0] if following else ""
+
+
+def _is_duration(entity: Entity, unit: str, asked: set[str]) -> bool:
     """How long, not when: a count of time ("two years", "38.07 seconds", "a month") that is no
     calendar date ("1 August 1944"), century or point in time ("next weekend's", "two years
-    ago"); and when the question counts in a unit ("for how many days"), in that unit, so that
-    "its 24-year history" does not answer it."""
+    ago"); a number only with a unit of time, in the entity or right after it ("the 800m" is no
+    time), except for an age ("how old": "Mr Tanzi, 66,"); and when the question counts in a
+    unit ("for how many days"), in that unit, so that "its 24-year history" does not answer it."""
     if _CALENDAR.search(entity.text) or _ORDINAL.search(entity.text):
         return False
     held = set(words(entity.text.lower()))
@@ -393,10 +413,12 @@ def _is_duration(entity: Entity, asked: set[str]) -> bool:
         return False
     if not (_has_number(entity.text) or held & _SPAN_OPENERS):
         return False
+    held_units = {stem(w) for w in re.split(r"[^a-z]+", f"{entity.text} {unit}".lower())} & _DURATION_UNITS
+    if not held_units and entity.label not in ("DATE", "TIME") and not asked & _AGE_WORDS:
+        return False
     asked_units = {stem(w) for w in asked} & _DURATION_UNITS
     if not asked_units:
         return True
-    held_units = {stem(w) for w in re.split(r"[^a-z]+", entity.text.lower())} & _DURATION_UNITS
     return bool(held_units & asked_units)
 
 
