@@ -188,4 +188,5 @@ class AskResponse(BaseModel):
     answer_type: str | None = Field(
         default=None, description="the kind of answer the question asks for, as the extractive reader read it: "
         "person_or_organisation (who), person, organisation, place, date, year, duration, money, percent, "
-        "quantity (a count) or amount (a count, sum or share); null for a description or a generated answer")
+        "quantity (a count), amount (a count, sum or share) or work (a title: film, song, book, show); null for a "
+        "description or a generated answer")

@@ -66,6 +66,8 @@ def tagger() -> SpacyTagger:
     ("When the tide turned, how many boats were lost?", "quantity"),
     ("Before the quay was sold, who owned it?", "person_or_organisation"),
     ("Why did the ferry company cancel the service?", None),
+    ("Which pantomime will the comedian appear in?", "work"),
+    ("Which film won the harbour festival's top prize?", "work"),
     ("What did the mayor say about the quay?", None),
 ])
 def test_the_question_type_comes_from_the_wh_word_and_the_noun_it_asks_about(
@@ -217,6 +219,16 @@ def test_a_figure_in_the_next_paragraph_is_read_when_the_lead_matched(tagger: Sp
     answer = _answer(tagger, question, _record(STORY), neighbour_paragraphs=2)
     assert "$280bn" in answer.answer and answer.citations[0].paragraph == 3
     assert answer.citations[0].text == STORY[2]
+
+
+def test_a_question_for_a_title_prefers_the_sentence_naming_a_work(tagger: SpacyTagger) -> None:
+    record = _record(["The comedian who won the jungle show on Monday agreed to appear at the harbour theatre. "
+                      "He had signed up to play Jack in Jack and the Beanstalk in Birmingham."])
+    question = "Which pantomime had the comedian who won the jungle show agreed to appear in?"
+    assert "Beanstalk" not in _answer(tagger, question, record, answer_types=False).answer
+    typed = _answer(tagger, question, record)
+    assert typed.answer_type == "work"
+    assert "Jack and the Beanstalk" in typed.answer
 
 
 def test_a_description_question_is_not_typed_and_not_reordered(tagger: SpacyTagger) -> None:

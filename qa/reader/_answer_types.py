@@ -35,10 +35,10 @@ from qa._errors import ConfigError
 from qa._text import STOPWORDS, stem, tokens, words
 
 AnswerType = Literal["person_or_organisation", "person", "organisation", "place", "date", "year", "duration",
-                     "money", "percent", "quantity", "amount"]
+                     "money", "percent", "quantity", "amount", "work"]
 ANSWER_TYPES: tuple[AnswerType, ...] = (
     "person_or_organisation", "person", "organisation", "place", "date", "year", "duration", "money", "percent",
-    "quantity", "amount")
+    "quantity", "amount", "work")
 
 # OntoNotes labels that answer each type. "who" questions are answered by people and by
 # organisations alike ("Who bought Guidant?"); "which actor" only by a person. Nearly every news
@@ -58,6 +58,9 @@ LABELS: dict[AnswerType, frozenset[str]] = {
     "percent": frozenset({"PERCENT"}),
     "quantity": frozenset({"CARDINAL", "QUANTITY"}),
     "amount": frozenset({"CARDINAL", "QUANTITY", "MONEY", "PERCENT"}),
+    # A title: the small model rarely says WORK_OF_ART and often reads one as a name
+    # ("Jack and the Beanstalk": PERSON "Jack").
+    "work": frozenset({"WORK_OF_ART", "PRODUCT", "EVENT", "ORG", "PERSON"}),
 }
 
 # The noun a "what"/"which" question asks about, by its type. Nouns not listed leave the
@@ -87,6 +90,8 @@ _NOUNS_BY_TYPE: dict[AnswerType, str] = {
     "quantity": "number score margin odds vote votes distance height weight length speed tally",
     "amount": "amount ceiling limit cap size figure total capacity majority lead level increase rise cut fall drop growth",
     "duration": "duration sentence term ban jail period time spell streak run age",  # OntoNotes tags ages DATE
+    "work": "film movie song single album book novel play pantomime musical opera programme series sitcom "
+            "soap drama documentary game title track",
 }
 
 
@@ -311,7 +316,7 @@ _DATE_WORDS = frozenset(
     "tuesday wednesday thursday friday saturday sunday today yesterday tomorrow week weeks weekend month "
     "months year years decade decades century centuries ago season spring summer autumn winter christmas "
     "easter night morning evening afternoon hour hours minute minutes day days".split())
-NAME_TYPES = frozenset({"person_or_organisation", "person", "organisation", "place"})
+NAME_TYPES = frozenset({"person_or_organisation", "person", "organisation", "place", "work"})
 
 
 def could_hold(text: str, answer_type: AnswerType, question_words: set[str]) -> bool:
