@@ -1308,6 +1308,18 @@ CLEAR_SOURCES_SCRIPT = """
 }
 """
 
+# Run once the page-load restore has opened the question box (Gradio's autofocus came while it was
+# still closed): the focus goes to the box, unless the reader is already in another control, e.g.
+# typing a number into the settings while the page loaded. Moved then, the focus would end that
+# number half-typed and send the rest of the keys into the question box.
+FOCUS_QUESTION_SCRIPT = """
+() => {
+  const active = document.activeElement;
+  if (active && active !== document.body && active !== document.documentElement) return;
+  document.querySelector('#question-box textarea')?.focus();
+}
+"""
+
 # Gradio's number box beside the "Sources to use" slider takes any number and, when it loses focus,
 # quietly puts an out-of-range one back in range. This says so, under the slider. It listens in the
 # capture phase, so it reads what was typed before Gradio's own blur handler changes it, and it
@@ -2156,8 +2168,7 @@ def build_ui(service: QAService, settings: Settings) -> gr.Blocks:
         storage_key, secret = conversation_storage(settings)
         stored = gr.BrowserState(ConversationStore.empty().value(), storage_key=storage_key, secret=secret)
         blocks.load(memory.restore, stored, [conversation, entries, conversation_list, stored, question, send],
-                    show_progress="hidden", api_visibility="private").then(
-            None, js="() => document.querySelector('#question-box textarea')?.focus()")
+                    show_progress="hidden", api_visibility="private").then(None, js=FOCUS_QUESTION_SCRIPT)
         # Every handler that changes the turns (an answer, a rating, a regenerate, a restore) is seen here.
         entries.change(memory.remember, [entries, stored], [stored, conversation_list], show_progress="hidden",
                        api_visibility="private")
