@@ -35,7 +35,7 @@ from qa._lock import exclusive_writer
 from qa._judge import Verdict, judge
 from qa._models import ArticleRecord, AskResponse, ChatTurn, CitationCheck, IngestReport, JudgeVerdict
 from qa._retrieval import HybridRetriever, IndexSnapshot
-from qa._store import ChromaIndex, forget_open_clients
+from qa._store import ChromaIndex, forget_open_clients, release_dropped_clients
 from qa._text import has_lone_surrogate
 from qa._uploads import (
     OnConflict, PlannedUpload, UploadedFile, plan_uploads, restore, safe_upload_name, write_atomically,
@@ -139,20 +139,25 @@ class QAService:
 
     # -- end of the LLM answer path ----------------------------------------------
 
-    def _reopened(self, stale: ChromaIndex) -> ChromaIndex:
-        """A new client for the index, in place of one that has not seen another process's commit."""
+    def _replace_stale(self, stale: ChromaIndex) -> bool:
+        """Open a new client in place of one that has not seen another process's commit; False
+        when another thread has done so already."""
         with self._parts_lock:
-            if self._index is stale:
-                forget_open_clients()  # Chroma would hand back the stale client's system otherwise
-                self._index = ChromaIndex(self.settings)
-            return self._index
+            if self._index is not stale:
+                return False
+            forget_open_clients()  # Chroma would hand back the stale client's system otherwise
+            self._index = ChromaIndex(self.settings)
+            return True
 
     def _current_index(self) -> tuple[ChromaIndex, str]:
         """The index and its generation, through a client that has seen every commit so far."""
         index = self.index
         generation = index.generation()
         if not index.has_seen(generation):
-            index = self._reopened(index)
+            replaced = self._replace_stale(index)
+            index = self.index  # the last reference to the stale client here
+            if replaced:
+                release_dropped_clients()
             generation = index.generation()
         return index, generation
 
