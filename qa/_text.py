@@ -66,7 +66,7 @@ STOPWORDS = frozenset(
     out over own same she should so some such than that the their theirs them themselves then
     there these they this those through to too under until up very was we were what when where
     which while who whom why will with would you your yours yourself yourselves also its
-    said says say did does do much many""".split()
+    said says say did does do much many whose whether""".split()
 )
 
 

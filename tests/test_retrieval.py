@@ -87,3 +87,9 @@ def test_follow_up_context_terms_weigh_less_than_the_question(tmp_path: Path) ->
     response = service.ask("And what did its chairman say about prices?", turns)
     assert response.citations and response.citations[0].doc == "bolton.txt"
     assert "prices would have to rise" in response.answer
+
+
+def test_no_question_word_is_a_search_term() -> None:
+    # "Whose" was searched for as a word: for "Whose record did he overtake?" three of the top eight
+    # paragraphs were there for their "whose" ("The rapper, whose real name…").
+    assert terms("Whose record did he overtake, and whether he knew?") == ["record", "overtake", "knew"]
