@@ -155,7 +155,7 @@ class QAService:
         generation = index.generation()
         if not index.has_seen(generation):
             replaced = self._replace_stale(index)
-            index = self.index  # the last reference to the stale client here
+            index = self.index  # this frame no longer holds the stale client, so the release can free it
             if replaced:
                 release_dropped_clients()
             generation = index.generation()
