@@ -83,14 +83,15 @@ def main() -> None:
         parser.error("--index-dir is required")
     released = run(args.index_dir, args.commits, release=True)
     kept = run(args.index_dir, args.commits, release=False)
-    print(f"Worker RSS on {args.index_dir} after each commit by another process and a question about it:\n")
-    print("| commits | RSS, dropped clients released (MB) | RSS, baseline (MB) | ratio | answer after the commit: "
-          "released / baseline (s) | cited |")
-    print("|---|---|---|---|---|---|")
+    header = ["commits", "RSS, dropped clients released (MB)", "RSS, baseline (MB)", "ratio",
+              "answer after the commit: released / baseline (s)", "cited"]
+    lines = [header, ["---"] * len(header)]
     for mine, base in zip(released, kept):
         timing = "—" if mine["answer_s"] is None else f"{mine['answer_s']:.2f} / {base['answer_s']:.2f}"
-        print(f"| {mine['commit']} | {mine['rss_mb']:.0f} | {base['rss_mb']:.0f} | "
-              f"{mine['rss_mb'] / base['rss_mb']:.2f} | {timing} | {mine['cited'] or '—'} |")
+        lines.append([str(mine["commit"]), f"{mine['rss_mb']:.0f}", f"{base['rss_mb']:.0f}",
+                      f"{mine['rss_mb'] / base['rss_mb']:.2f}", timing, mine["cited"] or "—"])
+    print(f"Worker RSS on {args.index_dir} after each commit by another process and a question about it:\n")
+    print("\n".join(f"| {' | '.join(cells)} |" for cells in lines))
 
 
 if __name__ == "__main__":
