@@ -23,17 +23,11 @@ import time
 from pathlib import Path
 
 import qa._service
+from bench.scale import rss_now_mb
 from qa import QAService, load_settings
 
 QUESTION = "For how much did the Porthaven harbour trust sell quay number {n}?"
 ARTICLE = "Porthaven quay {n} sold\n\nThe Porthaven harbour trust sold quay number {n} for £{price}m on Tuesday.\n"
-
-
-def _rss_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def worker(index_dir: Path, commits: int, release: bool) -> list[dict]:
@@ -42,7 +36,7 @@ def worker(index_dir: Path, commits: int, release: bool) -> list[dict]:
     service = QAService(load_settings(index={"dir": str(index_dir)}))
     service.warm_up()
     service.ask("How many anti-ballistic missiles will encompass Russia?")
-    rows = [{"commit": 0, "rss_mb": _rss_mb(), "answer_s": None, "cited": None}]
+    rows = [{"commit": 0, "rss_mb": rss_now_mb(), "answer_s": None, "cited": None}]
     articles = index_dir.parent / "articles"
     articles.mkdir(exist_ok=True)
     environment = {**os.environ, "QA_INDEX_DIR": str(index_dir)}
@@ -53,7 +47,7 @@ def worker(index_dir: Path, commits: int, release: bool) -> list[dict]:
                        check=True, capture_output=True)
         began = time.perf_counter()
         answer = service.ask(QUESTION.format(n=n))
-        rows.append({"commit": n, "rss_mb": _rss_mb(), "answer_s": time.perf_counter() - began,
+        rows.append({"commit": n, "rss_mb": rss_now_mb(), "answer_s": time.perf_counter() - began,
                      "cited": answer.citations[0].doc if answer.citations else None})
     return rows
 

@@ -82,11 +82,11 @@ def test_a_server_beside_ingests_keeps_one_chroma_client_system_alive(seeded_ser
     assert seeded_service.ask("How many anti-ballistic missiles will encompass Russia?").citations
     gc.disable()
     try:
-        for number, text in enumerate((BRIDGE, FERRY, TRAM.decode())):
+        for number, (text, question) in enumerate(((BRIDGE, "How long did the harbour bridge repairs take?"),
+                                                   (FERRY, "What pay deal ended the ferry strike?"),
+                                                   (TRAM.decode(), "How many stops has the new tram line?"))):
             (articles / f"{number}.txt").write_text(text, encoding="utf-8")
             assert _qa("ingest", str(articles), index_dir=index_dir).returncode == 0
-            question = ("How long did the harbour bridge repairs take?", "What pay deal ended the ferry strike?",
-                        "How many stops has the new tram line?")[number]
             assert [c.doc for c in seeded_service.ask(question).citations] == [f"{number}.txt"]
         chroma = str(index_dir / "chroma")
         alive = [o for o in gc.get_objects() if isinstance(o, System) and o.settings.persist_directory == chroma]
