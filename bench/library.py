@@ -31,7 +31,7 @@ import re
 import statistics
 import threading
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Callable, Iterator
@@ -63,8 +63,8 @@ def copied_records(records: dict[str, ArticleRecord], count: int) -> dict[str, A
         template = originals[number % len(originals)]
         copy = number // len(originals) + 1
         article_id = f"{template.article_id}-copy{copy:03d}"
-        many[article_id] = replace(
-            template, article_id=article_id, doc=f"copy-{copy:03d}/{template.doc}",
+        many[article_id] = template._replace(
+            article_id=article_id, doc=f"copy-{copy:03d}/{template.doc}",
             path=f"{template.root}/copy-{copy:03d}/{template.doc}",
             ingested_at=(newest - timedelta(minutes=number + 1)).isoformat())
     return many

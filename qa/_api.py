@@ -445,10 +445,12 @@ def build_api(service: QAService, settings: Settings, api_key: str | None = None
     ``settings.server.host`` is taken as the address the server is bound to, which the Host check
     always admits."""
     warm_up = WarmUp(service)
+    # Now rather than when the server starts: its first vector search waits on Chroma loading the
+    # vector index, while this thread goes on building the app (the chat page reads the manifest).
+    warm_up.start()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI):
-        warm_up.start()
         yield
         service.close()  # a local model's child process stops with the server
 

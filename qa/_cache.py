@@ -17,14 +17,25 @@ from typing import Any, Iterator
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
-    # Unpickling allocates an object per paragraph and per chunk; the cycle collector would run
-    # hundreds of times over them for nothing (0.1 s of a fresh `qa ask` on 11k articles).
+def _kept_out_of_collections() -> Iterator[None]:
+    """Load a large, long-lived graph of objects that the cycle collector then never walks.
+
+    At a million paragraphs the manifest copy unpickles into 1.9M objects, and a full collection
+    over them takes 1.1 s. Left to the collector, the first collections after the load walk them
+    all: 0.8 s at the end of the load and 1.5 s in building the chat page of a starting server
+    (measured), then a pause of a second in some later question. Frozen (``gc.freeze``), they
+    are skipped by every collection; reference counting still frees them when a newer copy
+    replaces them. The collection first keeps the garbage already there from being frozen with
+    them. What is frozen and later becomes garbage in a cycle (a dropped Chroma client) is
+    freed by :func:`qa._store.release_dropped_clients`, which thaws everything first.
+    """
     enabled = gc.isenabled()
-    gc.disable()
+    gc.collect()
+    gc.disable()  # unpickling would trigger hundreds of collections over what it has loaded so far
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
 
@@ -32,7 +43,7 @@ def _collector_paused() -> Iterator[None]:
 def read_cached(path: Path, version: int) -> Any | None:
     """The content of ``path`` if it was written with ``version``, else None."""
     try:
-        with path.open("rb") as handle, _collector_paused():
+        with path.open("rb") as handle, _kept_out_of_collections():
             found, content = pickle.load(handle)
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError, ImportError):
         return None

@@ -2,28 +2,40 @@
 
 files → :class:`Article` (numbered :class:`Paragraph` s) → :class:`Chunk` s → index
 → :class:`RetrievedParagraph` s → :class:`AskResponse` (answer + :class:`Citation` s).
-Dataclasses inside the pipeline; pydantic models where the object leaves the
-process (CLI ``--json``, API, UI), so the API schema is the same object.
+Dataclasses inside the pipeline, except the two the manifest holds by the million, which are
+named tuples; pydantic models where the object leaves the process (CLI ``--json``, API, UI),
+so the API schema is the same object.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 
 
-@dataclass(frozen=True)
-class Paragraph:
-    """One paragraph of an article; ``text == source_text[start:end]``."""
+def _reduce_to_tuple(named: tuple) -> tuple:
+    # Unpickled by tuple.__new__, which is C, rather than by the named tuple's own __new__, a
+    # Python function: a million calls fewer when a process reads the manifest copy.
+    return tuple.__new__, (type(named), tuple(named))
+
+
+class Paragraph(NamedTuple):
+    """One paragraph of an article; ``text == source_text[start:end]``.
+
+    A named tuple, as :class:`ArticleRecord` is: every process holds one per indexed paragraph and
+    reads them all from the manifest copy as it starts. At a million paragraphs the copy unpickles
+    in 0.9 s, against 2.0 s with dataclasses, and takes 260 MB less."""
 
     number: int  # 1-based, in reading order
     start: int
     end: int
     text: str
     section: str = ""  # the heading the paragraph sits under, "" before any heading
+
+    __reduce__ = _reduce_to_tuple
 
 
 @dataclass(frozen=True)
@@ -61,9 +73,9 @@ class Chunk:
         return indexed_text(self.context, self.text)
 
 
-@dataclass(frozen=True)
-class ArticleRecord:
-    """What the index remembers of an ingested article (the manifest entry)."""
+class ArticleRecord(NamedTuple):
+    """What the index remembers of an ingested article (the manifest entry); a named tuple, for
+    the reason :class:`Paragraph` gives."""
 
     article_id: str
     doc: str
@@ -75,6 +87,8 @@ class ArticleRecord:
     chunk_count: int
     paragraphs: tuple[Paragraph, ...]
     ingested_at: str  # ISO 8601, UTC
+
+    __reduce__ = _reduce_to_tuple
 
 
 @dataclass

@@ -195,14 +195,20 @@ class QAService:
         return Ingestor(self.index, self.embedder, self.settings.chunking, self.settings.ingest.commit_chunks)
 
     def warm_up(self) -> None:
-        """Load the models and the index now rather than on the first question (Chroma loads its
-        vector index on the first search: seconds at a million paragraphs; spaCy takes about a
-        second to import and load)."""
+        """Load the models and the index now rather than on the first question.
+
+        The first vector search goes first: Chroma loads its vector index on it (3.5 s at a
+        million paragraphs, in ``chroma run``'s own process in server mode), a wait that a server
+        starting its warm-up early overlaps with reading the manifest for the chat page. Loading
+        spaCy (half a second) waits for the snapshot, the manifest and the keyword index: beside
+        the manifest's unpickling, on the other thread, it made both take twice as long."""
         vector = self.embedder.embed(["warm up"])[0]
+        # An index of another model is refused by the first question, with what to do.
+        if self.index.embedding_model() == self.embedder.model_name:
+            self.index.dense_search(vector, 1)
+        self.snapshot()
         if self.settings.answer.answer_types:
             self.tagger.entities(["Warm up in London on 3 March."])
-        if self.snapshot().records:
-            self.index.dense_search(vector, 1)
 
     # -- writing -----------------------------------------------------------------
 

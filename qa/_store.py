@@ -28,7 +28,6 @@ import tempfile
 import threading
 import uuid
 import weakref
-from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -56,7 +55,7 @@ _NO_VECTOR = [1.0]
 _READ_PAGE = 5000
 # Articles per `$in` filter when fetching the chunks of a few changed articles: one filter stays small.
 _ARTICLES_PER_FETCH = 200
-_MANIFEST_COPY_VERSION = 1
+_MANIFEST_COPY_VERSION = 2
 # Commits the log keeps: a process whose records are older than that reads the whole manifest.
 _COMMIT_LOG_LENGTH = 64
 # A running server brings its own records forward and needs no copy, but the next fresh process
@@ -151,8 +150,11 @@ def release_dropped_clients() -> None:
     glibc's per-thread arenas, where the next client's loading threads do not reuse it. A
     server beside `qa ingest` reopens its client after every commit, and grew by the size of
     the vector index each time (bench/reopen_memory.py: about 220 MB a commit at 100k
-    paragraphs, without end)."""
+    paragraphs, without end). The client may have been frozen with a manifest copy
+    (:mod:`qa._cache`), so everything is thawed for this one full collection and frozen again."""
+    gc.unfreeze()
     gc.collect()
+    gc.freeze()
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
@@ -286,11 +288,11 @@ class ChromaIndex:
         caller that has just read the generation passes it, so the two agree).
 
         Reading the whole manifest from Chroma is most of a fresh ``qa ask``'s own work, and
-        28–36 s at a million paragraphs, so it is the last resort. First choice: a local copy of
-        that generation's manifest. Next: records the caller holds (``known``: its previous
-        snapshot's generation and records) or the newest local copy, brought forward by the
-        commit log: only the articles the commits since then changed are read. A copy is left
-        for the next process whenever it would otherwise have to do either.
+        28–36 s at a million paragraphs, so it is the last resort. A caller holding records
+        (``known``: its previous snapshot's generation and records) brings them forward by the
+        commit log: only the articles the commits since then changed are read. A caller without
+        reads the local copy of that generation's manifest, or else brings the newest local copy
+        forward, and leaves a copy for the next process whenever it had to do so.
         """
         if generation is None:
             generation = self.generation()
@@ -304,11 +306,13 @@ class ChromaIndex:
     def _read_records(self, generation: str, known: tuple[str, dict[str, ArticleRecord]] | None
                       ) -> tuple[dict[str, ArticleRecord], bool]:
         """The records of ``generation``, and whether they are exactly that generation's."""
-        if (copied := self._read_manifest_copy(generation)) is not None:
-            return copied, True
-        # A caller with records of its own (a running server) leaves a copy only now and then.
+        # A caller with records of its own (a running server) brings them forward by the commit
+        # log, a read of the few articles changed, rather than read the whole copy again (2 s at a
+        # million paragraphs); it leaves a copy only now and then.
         leave_copy = known is None
         if known is None:
+            if (copied := self._read_manifest_copy(generation)) is not None:
+                return copied, True
             known = self._last_records or self._newest_manifest_copy()
         if known is not None and (walked := self._changed_since(known[0], generation)) is not None:
             changed, commits = walked
@@ -318,11 +322,11 @@ class ChromaIndex:
             for removed in changed - fetched.keys():
                 records.pop(removed, None)
             self._commits_since_copy += commits
-            if leave_copy and self.generation() == generation:
-                self._write_manifest_copy(generation, records)
-            elif self._commits_since_copy >= _COMMITS_PER_COPY:
+            if (leave_copy and self.generation() == generation) or self._commits_since_copy >= _COMMITS_PER_COPY:
                 self._leave_copy_in_background(generation, records)
             return records, True
+        if not leave_copy and (copied := self._read_manifest_copy(generation)) is not None:
+            return copied, True
         records: dict[str, ArticleRecord] = {}
         for ids, metadatas, documents in self._pages(self._articles, ["metadatas", "documents"]):
             for article_id, metadata, document in zip(ids, metadatas, documents):
@@ -331,7 +335,7 @@ class ChromaIndex:
         # A commit that landed while we read makes these records newer than ``generation``.
         consistent = self.generation() == generation
         if consistent:
-            self._write_manifest_copy(generation, records)
+            self._leave_copy_in_background(generation, records)
         return records, consistent
 
     def _manifest_copy(self, generation: str) -> Path:
@@ -346,8 +350,10 @@ class ChromaIndex:
         return None
 
     def _leave_copy_in_background(self, generation: str, records: dict[str, ArticleRecord]) -> None:
-        """Write the copy on a thread of its own (seconds at a million paragraphs), one at a time;
-        not a daemon, so that a server shutting down finishes the file rather than leave half."""
+        """Write the copy on a thread of its own, one at a time: at a million paragraphs it takes
+        seconds, which a starting server would otherwise add to its cold open. Not a daemon, so
+        that a process ending (a server shutting down, a one-shot `qa ask`) finishes the file
+        rather than leave half."""
         if self._copy_writer is not None and self._copy_writer.is_alive():
             return
         self._copy_writer = threading.Thread(target=self._write_manifest_copy, args=(generation, records),
@@ -537,7 +543,7 @@ class ChromaIndex:
                 for chunk, vector in zip(chunks, vectors)
             )
             ids.append(article.article_id)
-            documents.append(json.dumps({"paragraphs": [asdict(p) for p in article.paragraphs]}))
+            documents.append(json.dumps({"paragraphs": [p._asdict() for p in article.paragraphs]}))
             metadatas.append({
                 "doc": article.doc,
                 "path": str(article.path),

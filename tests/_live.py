@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -109,6 +110,18 @@ def indexed_docs(base_url: str) -> set[str]:
     return {d["doc"] for d in httpx.get(f"{base_url}/v1/documents", timeout=30).json()["documents"]}
 
 
+def event_stream_lines(stream: httpx.Response) -> Iterator[str]:
+    """The lines of a Server-Sent Events stream, split where the SSE format splits them: at CR,
+    LF or CRLF only. httpx's ``iter_lines`` splits at U+0085 and U+2028 too, which an event's JSON
+    carries unescaped when an answer quotes them."""
+    pending = ""
+    for text in stream.iter_text():
+        *lines, pending = re.split(r"\r\n|\r|\n", pending + text)
+        yield from lines
+    if pending:
+        yield pending
+
+
 class GradioPage:
     """A Gradio page's event table, read from its ``/config`` as the browser reads it."""
 
@@ -166,7 +179,7 @@ class GradioSession(GradioPage):
             "data": data})
         assert joined.status_code == 200, joined.text
         with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": self.session}) as stream:
-            for line in stream.iter_lines():
+            for line in event_stream_lines(stream):
                 if line.startswith("data:"):
                     message = json.loads(line[5:])
                     if message.get("msg") == "process_completed":

@@ -3,7 +3,6 @@ over real services (an empty index, the seed index)."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
@@ -166,7 +165,7 @@ def test_sources_out_of_the_sliders_range_are_refused_with_the_range(seeded_serv
 
 def test_the_delete_question_names_the_article_as_text(seeded_service: QAService) -> None:
     (record,) = seeded_service.documents()
-    hostile = dataclasses.replace(record, title=HOSTILE, doc=HOSTILE)
+    hostile = record._replace(title=HOSTILE, doc=HOSTILE)
 
     question = ui.render_delete_question(hostile)
 

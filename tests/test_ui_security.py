@@ -27,7 +27,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from _live import REPO, GradioPage, qa_server
+from _live import REPO, GradioPage, event_stream_lines, qa_server
 from conftest import SEEDS, make_settings
 from qa import QAService
 
@@ -84,7 +84,7 @@ class GradioEvents(GradioPage):
         deadline = started + timeout
         with self.http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session},
                               timeout=httpx.Timeout(timeout)) as stream:
-            for line in stream.iter_lines():
+            for line in event_stream_lines(stream):
                 if time.monotonic() > deadline:
                     break
                 if not line.startswith("data:"):
