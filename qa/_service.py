@@ -223,6 +223,7 @@ class QAService:
                     paths.append(self.settings.index.upload_folder)
             report = self._ingestor().run(paths, progress)
         self.snapshot()
+        self.index.leave_manifest_copy()
         return report
 
     def _drop_index(self) -> None:

@@ -58,9 +58,12 @@ _ARTICLES_PER_FETCH = 200
 _MANIFEST_COPY_VERSION = 2
 # Commits the log keeps: a process whose records are older than that reads the whole manifest.
 _COMMIT_LOG_LENGTH = 64
-# A running server brings its own records forward and needs no copy, but the next fresh process
-# does: after this many commits without one it leaves a copy, well before the log runs out.
+# A process brings its records, or the newest copy, forward by the commit log, and leaves a new
+# copy (in the background) only once the walk gets long: after this many commits since the copy,
+# well before the log runs out, or this many articles changed. At a million paragraphs, bringing
+# 1,000 articles forward reads them in 0.14 s; writing the copy takes 3 s.
 _COMMITS_PER_COPY = _COMMIT_LOG_LENGTH // 2
+_ARTICLES_PER_COPY = 1_000
 # The id, in the commits collection, of the record naming the articles of the latest write.
 _WRITE_IN_PROGRESS = "write-in-progress"
 
@@ -236,6 +239,7 @@ class ChromaIndex:
         # its commit and again after, and at a million paragraphs each read of the copy is seconds.
         self._last_records: tuple[str, dict[str, ArticleRecord]] | None = None
         self._commits_since_copy = 0
+        self._articles_since_copy = 0
         self._copy_writer: threading.Thread | None = None
 
     def has_seen(self, generation: str) -> bool:
@@ -292,7 +296,8 @@ class ChromaIndex:
         (``known``: its previous snapshot's generation and records) brings them forward by the
         commit log: only the articles the commits since then changed are read. A caller without
         reads the local copy of that generation's manifest, or else brings the newest local copy
-        forward, and leaves a copy for the next process whenever it had to do so.
+        forward. A new copy is left for the next process after a whole read, or once the walk from
+        the last copy has grown long.
         """
         if generation is None:
             generation = self.generation()
@@ -308,9 +313,9 @@ class ChromaIndex:
         """The records of ``generation``, and whether they are exactly that generation's."""
         # A caller with records of its own (a running server) brings them forward by the commit
         # log, a read of the few articles changed, rather than read the whole copy again (2 s at a
-        # million paragraphs); it leaves a copy only now and then.
-        leave_copy = known is None
-        if known is None:
+        # million paragraphs).
+        holds_records = known is not None
+        if not holds_records:
             if (copied := self._read_manifest_copy(generation)) is not None:
                 return copied, True
             known = self._last_records or self._newest_manifest_copy()
@@ -322,10 +327,11 @@ class ChromaIndex:
             for removed in changed - fetched.keys():
                 records.pop(removed, None)
             self._commits_since_copy += commits
-            if (leave_copy and self.generation() == generation) or self._commits_since_copy >= _COMMITS_PER_COPY:
+            self._articles_since_copy += len(changed)
+            if self._commits_since_copy >= _COMMITS_PER_COPY or self._articles_since_copy >= _ARTICLES_PER_COPY:
                 self._leave_copy_in_background(generation, records)
             return records, True
-        if not leave_copy and (copied := self._read_manifest_copy(generation)) is not None:
+        if holds_records and (copied := self._read_manifest_copy(generation)) is not None:
             return copied, True
         records: dict[str, ArticleRecord] = {}
         for ids, metadatas, documents in self._pages(self._articles, ["metadatas", "documents"]):
@@ -348,6 +354,13 @@ class ChromaIndex:
             if (copied := self._read_manifest_copy(generation)) is not None:
                 return generation, copied
         return None
+
+    def leave_manifest_copy(self) -> None:
+        """Leave a copy of the records last read for the next process, unless there is one: what a
+        writer's batch (``qa ingest``) does after its commit. A reader leaves one only after a
+        long walk from the last copy."""
+        if self._last_records is not None and not self._manifest_copy(self._last_records[0]).exists():
+            self._leave_copy_in_background(*self._last_records)
 
     def _leave_copy_in_background(self, generation: str, records: dict[str, ArticleRecord]) -> None:
         """Write the copy on a thread of its own, one at a time: at a million paragraphs it takes
@@ -413,6 +426,7 @@ class ChromaIndex:
 
     def _write_manifest_copy(self, generation: str, records: dict[str, ArticleRecord]) -> None:
         self._commits_since_copy = 0
+        self._articles_since_copy = 0
         try:
             write_cached(self._manifest_copy(generation), _MANIFEST_COPY_VERSION, records)
         except OSError:

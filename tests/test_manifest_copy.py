@@ -62,6 +62,24 @@ def test_a_fresh_service_reads_the_copy_of_the_current_generation(settings: Sett
     assert fresh.index.generation() in copy.name
 
 
+@pytest.mark.parametrize("articles_per_copy", [1_000, 1])
+def test_a_reader_leaves_a_copy_only_after_a_long_walk(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                        articles_per_copy: int) -> None:
+    # A copy takes seconds to write at a million paragraphs, on a server that is starting.
+    QAService(settings).ingest([SEEDS])
+    (old,) = _copies(settings)
+    # Uploads, as a server makes them, leave no copy: the next reader brings the old one forward.
+    QAService(settings).upload([("note.txt", b"A second article\n\nIt says something else entirely.\n")])
+    monkeypatch.setattr("qa._store._ARTICLES_PER_COPY", articles_per_copy)  # 1: as 1,000 articles would
+    reader = QAService(settings)
+    assert len(reader.snapshot().records) == 2
+    if articles_per_copy == 1:
+        (new,) = _copies(settings)
+        assert reader.index.generation() in new.name
+    else:
+        assert _copies(settings) == [old]
+
+
 def test_a_copy_older_than_the_commit_log_is_not_used(settings: Settings, tmp_path: Path) -> None:
     QAService(settings).ingest([SEEDS])
     (copy,) = _copies(settings)
