@@ -45,7 +45,7 @@ from qa._cache import read_cached, write_cached
 from qa._config import Settings, VectorStoreSettings, secret
 from qa._embedding import ORIGINAL_MODEL_NAME
 from qa._errors import IndexCorrupt, IndexWriteError, StoreUnavailable
-from qa._models import Article, ArticleRecord, Chunk, Paragraph
+from qa._models import Article, ArticleRecord, Chunk, PackedParagraphs, Paragraph
 
 _GENERATION_ID = "__generation__"
 # What an index written before the model was recorded holds: the packaged graph's vectors.
@@ -55,7 +55,7 @@ _NO_VECTOR = [1.0]
 _READ_PAGE = 5000
 # Articles per `$in` filter when fetching the chunks of a few changed articles: one filter stays small.
 _ARTICLES_PER_FETCH = 200
-_MANIFEST_COPY_VERSION = 2
+_MANIFEST_COPY_VERSION = 3
 # Commits the log keeps: a process whose records are older than that reads the whole manifest.
 _COMMIT_LOG_LENGTH = 64
 # A process brings its records, or the newest copy, forward by the commit log, and leaves a new
@@ -184,7 +184,7 @@ _MIN_FREE_BYTES = 64 * 1024 * 1024
 
 
 def _record_from_chroma(article_id: str, metadata: dict, document: str) -> ArticleRecord:
-    paragraphs = tuple(Paragraph(**p) for p in json.loads(document)["paragraphs"])
+    paragraphs = PackedParagraphs(Paragraph(**p) for p in json.loads(document)["paragraphs"])
     return ArticleRecord(
         article_id=article_id,
         doc=metadata["doc"],

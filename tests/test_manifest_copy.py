@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from qa import QAService, Settings
+from qa._models import PackedParagraphs, Paragraph
 from qa._store import ChromaIndex
 
 from conftest import SEEDS
@@ -217,3 +218,13 @@ def test_a_running_service_that_keeps_writing_leaves_copies_for_the_next_process
     records = QAService(settings).snapshot().records
     assert len(records) == 4
     assert not any(name.endswith("_articles") for name in whole_reads)
+
+
+def test_packed_paragraphs_read_back_as_the_paragraphs_they_were_made_of() -> None:
+    paragraphs = (Paragraph(1, 0, 5, "héllo"), Paragraph(2, 7, 12, "wörld", "Background"), Paragraph(3, 14, 14, ""))
+    packed = pickle.loads(pickle.dumps(PackedParagraphs(paragraphs), protocol=pickle.HIGHEST_PROTOCOL))
+    assert list(packed) == list(paragraphs) and packed == paragraphs and paragraphs == packed
+    assert len(packed) == 3 and packed[-1] == paragraphs[2] and packed[1:] == paragraphs[1:]
+    assert hash(packed) == hash(paragraphs)
+    with pytest.raises(IndexError):
+        packed[3]
