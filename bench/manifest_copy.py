@@ -23,35 +23,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import make_dataclass
 from pathlib import Path
 
 from bench.scale import rss_now_mb
 from qa._cache import read_cached
+from qa._models import ArticleRecord, Paragraph
 from qa._store import _MANIFEST_COPY_VERSION
 
 
-@dataclass(frozen=True)
-class BaselineParagraph:
-    number: int
-    start: int
-    end: int
-    text: str
-    section: str = ""
-
-
-@dataclass(frozen=True)
-class BaselineRecord:
-    article_id: str
-    doc: str
-    path: str
-    root: str
-    title: str
-    content_hash: str
-    kind: str
-    chunk_count: int
-    paragraphs: tuple[BaselineParagraph, ...]
-    ingested_at: str
+# The layout before this release: a frozen dataclass per record and per paragraph, with the same
+# fields (module-level names, so that pickle finds them).
+BaselineParagraph = make_dataclass("BaselineParagraph", Paragraph._fields, frozen=True,
+                                   namespace={"__module__": __name__})
+BaselineRecord = make_dataclass("BaselineRecord", ArticleRecord._fields, frozen=True,
+                                namespace={"__module__": __name__})
 
 
 def _current_copy(index_dir: Path) -> Path:
