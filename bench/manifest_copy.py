@@ -63,7 +63,7 @@ def measure(layout: str, path: Path) -> dict:
     before = rss_now_mb()
     began = time.perf_counter()
     if layout == "packed":
-        records = read_cached(path, _MANIFEST_COPY_VERSION)
+        records = read_cached(path, _MANIFEST_COPY_VERSION, long_lived=True)
     else:
         gc.disable()  # as the product's reader did before this release
         with path.open("rb") as handle:

@@ -17,34 +17,39 @@ from typing import Any, Iterator
 
 
 @contextmanager
-def _kept_out_of_collections() -> Iterator[None]:
-    """Load a large, long-lived graph of objects that the cycle collector then never walks.
-
-    At a million paragraphs the manifest copy unpickles into 1.9M objects, and a full collection
-    over them takes 1.1 s. Left to the collector, the first collections after the load walk them
-    all: 0.8 s at the end of the load and 1.5 s in building the chat page of a starting server
-    (measured), then a pause of a second in some later question. Frozen (``gc.freeze``), they
-    are skipped by every collection; reference counting still frees them when a newer copy
-    replaces them. The collection first keeps the garbage already there from being frozen with
-    them. What is frozen and later becomes garbage in a cycle (a dropped Chroma client) is
-    freed by :func:`qa._store.release_dropped_clients`, which thaws everything first.
-    """
+def _collector_paused() -> Iterator[None]:
+    # Unpickling allocates an object per record and per chunk; the cycle collector would run
+    # hundreds of times over them for nothing.
     enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()  # unpickling would trigger hundreds of collections over what it has loaded so far
+    gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
         if enabled:
             gc.enable()
 
 
-def read_cached(path: Path, version: int) -> Any | None:
-    """The content of ``path`` if it was written with ``version``, else None."""
+def read_cached(path: Path, version: int, long_lived: bool = False) -> Any | None:
+    """The content of ``path`` if it was written with ``version``, else None.
+
+    ``long_lived`` content (the manifest copy: every process keeps it) is frozen out of the cycle
+    collector once loaded. At a million paragraphs, with a dataclass per paragraph, the copy
+    unpickled into 1.9M objects and a full collection over them took 1.1 s; left to the
+    collector, the first collections after the load walked them all (0.8 s at the end of the
+    load, 1.5 s in building the chat page of a starting server), then paused some later
+    question as long (``bench/manifest_copy.py``). Frozen (``gc.freeze``), they are skipped by
+    every collection; reference counting still frees them when newer records replace them. A
+    collection first keeps the garbage already there from being frozen with them; what is
+    frozen and later becomes garbage in a cycle (a dropped Chroma client) is freed by
+    :func:`qa._store.release_dropped_clients`, which thaws everything first.
+    """
+    if long_lived:
+        gc.collect()
     try:
-        with path.open("rb") as handle, _kept_out_of_collections():
+        with path.open("rb") as handle, _collector_paused():
             found, content = pickle.load(handle)
+            if long_lived:
+                gc.freeze()
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError, ImportError):
         return None
     return content if found == version else None

@@ -422,7 +422,7 @@ class ChromaIndex:
         return found
 
     def _read_manifest_copy(self, generation: str) -> dict[str, ArticleRecord] | None:
-        return read_cached(self._manifest_copy(generation), _MANIFEST_COPY_VERSION)
+        return read_cached(self._manifest_copy(generation), _MANIFEST_COPY_VERSION, long_lived=True)
 
     def _write_manifest_copy(self, generation: str, records: dict[str, ArticleRecord]) -> None:
         self._commits_since_copy = 0
