@@ -359,6 +359,8 @@ class ChromaIndex:
         """Leave a copy of the records last read for the next process, unless there is one: what a
         writer's batch (``qa ingest``) does after its commit. A reader leaves one only after a
         long walk from the last copy."""
+        if self._copy_writer is not None:
+            self._copy_writer.join()  # one of an older generation (the ingest's first read) would skip this one
         if self._last_records is not None and not self._manifest_copy(self._last_records[0]).exists():
             self._leave_copy_in_background(*self._last_records)
 
