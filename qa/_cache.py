@@ -43,13 +43,14 @@ def read_cached(path: Path, version: int, long_lived: bool = False) -> Any | Non
     frozen and later becomes garbage in a cycle (a dropped Chroma client) is freed by
     :func:`qa._store.release_dropped_clients`, which thaws everything first.
     """
-    if long_lived:
-        gc.collect()
     try:
-        with path.open("rb") as handle, _collector_paused():
-            found, content = pickle.load(handle)
+        with path.open("rb") as handle:
             if long_lived:
-                gc.freeze()
+                gc.collect()  # once the file is there to read: a missing copy costs no collection
+            with _collector_paused():
+                found, content = pickle.load(handle)
+                if long_lived:
+                    gc.freeze()
     except (OSError, pickle.UnpicklingError, EOFError, ValueError, AttributeError, TypeError, ImportError):
         return None
     return content if found == version else None
