@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import pickle
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from dataclasses import make_dataclass
 from pathlib import Path
 
 from bench.scale import rss_now_mb
-from qa._cache import read_cached
+from qa._cache import read_cached, write_cached
 from qa._models import ArticleRecord, Paragraph
 from qa._store import _MANIFEST_COPY_VERSION
 
@@ -54,21 +53,15 @@ def _write_baseline(copy: Path, target: Path) -> None:
     baseline = {article_id: BaselineRecord(*record[:8], tuple(BaselineParagraph(*p) for p in record.paragraphs),
                                            record.ingested_at)
                 for article_id, record in records.items()}
-    with target.open("wb") as handle:
-        pickle.dump((_MANIFEST_COPY_VERSION, baseline), handle, protocol=pickle.HIGHEST_PROTOCOL)
+    write_cached(target, _MANIFEST_COPY_VERSION, baseline)
 
 
 def measure(layout: str, path: Path) -> dict:
     """One load in this (fresh) process."""
     before = rss_now_mb()
     began = time.perf_counter()
-    if layout == "packed":
-        records = read_cached(path, _MANIFEST_COPY_VERSION, long_lived=True)
-    else:
-        gc.disable()  # as the product's reader did before this release
-        with path.open("rb") as handle:
-            _, records = pickle.load(handle)
-        gc.enable()
+    # The baseline is read as before this release: the collector paused, then left to it.
+    records = read_cached(path, _MANIFEST_COPY_VERSION, long_lived=layout == "packed")
     load_s = time.perf_counter() - began
     began = time.perf_counter()
     gc.collect()
