@@ -36,9 +36,9 @@ class PackedParagraphs(Sequence[Paragraph]):
     numbers and offsets in one ``bytes``; each :class:`Paragraph` is made when it is read.
 
     Every process holds the record of every indexed article, and reads them all from the manifest
-    copy as it starts. At a million paragraphs the copy unpickles in 1.05 s into 1.0 GB, against
-    1.5 s and 1.24 GB with a tuple of paragraphs per record, and 2.0 s and 1.42 GB with dataclasses:
-    a few objects a record rather than a few a paragraph."""
+    copy as it starts. At a million paragraphs the copy loads in 1.1 s into 832 MB, against 2.5 s
+    and 1,218 MB with a dataclass per record and per paragraph (``bench/manifest_copy.py``): a few
+    objects a record rather than a few a paragraph."""
 
     __slots__ = ("_texts", "_layout", "_sections")
 
