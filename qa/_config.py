@@ -81,7 +81,7 @@ class RetrievalSettings(_Section):
 
 class AnswerSettings(_Section):
     max_sentences: int = 2
-    max_words: int = 60
+    max_words: int = 80
     abstain_threshold: float = 0.36
     max_question_chars: int = 2000
     check_constraints: bool = True
@@ -89,11 +89,12 @@ class AnswerSettings(_Section):
     answer_types: bool = True
     type_bonus: float = 0.3
     type_penalty: float = 0.2
+    type_in_abstention: float = 0.5
     typed_sentences: int = 16
     neighbour_paragraphs: int = 0
     require_answer_type: bool = False
     figures_near_answer: bool = True
-    meaning_weight: float = 0.0
+    meaning_weight: float = 0.15
     meaning_sentences: int = 5
 
 

@@ -16,7 +16,7 @@ import pytest
 from qa import QAService
 from qa._condense import condense
 from qa._config import AnswerSettings
-from qa._models import ArticleRecord, AskResponse, Paragraph
+from qa._models import ArticleRecord, AskResponse, ChatTurn, Paragraph
 from qa._retrieval import Candidate
 from qa.reader import SpacyTagger, answer_extractively, question_type, score_sentences
 from qa._text import sentence_spans, words
@@ -272,8 +272,9 @@ def test_on_real_news_no_answer_lacks_the_type_when_its_paragraph_holds_it(tmp_p
 
 
 class _ScriptedEmbedder:
-    """Vectors by text at the embedding boundary: the question and the sentence that means the
-    same point one way, every other text at right angles; it records what it was asked."""
+    """Vectors by text at the embedding boundary: the question and any text holding the sentence
+    that means the same point one way, every other text at right angles; it records what it was
+    asked."""
 
     def __init__(self, question: str, same_meaning: str) -> None:
         self.question, self.same_meaning = question, same_meaning
@@ -281,32 +282,59 @@ class _ScriptedEmbedder:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         self.asked.extend(texts)
-        return np.array([[1.0, 0.0] if t in (self.question, self.same_meaning) else [0.0, 1.0] for t in texts])
+        return np.array([[1.0, 0.0] if t == self.question or self.same_meaning in t else [0.0, 1.0]
+                         for t in texts])
 
 
 HARBOUR = ["The harbour talks in Poole will plan a new forum on the quay's future, the harbour council said.",
            "Lisbon is being represented at them by its director of ports."]
+HARBOUR_TITLE = "Tobacco claim thrown out"  # the title ``_record`` gives every test article
+
+
+def _harbour_answerer(question: str, history: list[ChatTurn] | None, tagger: SpacyTagger):
+    record = _record(HARBOUR)
+    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7),
+                  Candidate(record, record.paragraphs[1], score=0.9, dense=0.6)]
+    condensed = condense(question, history)
+    embedder = _ScriptedEmbedder(condensed.standalone, HARBOUR[1])
+
+    def answer(**settings):
+        return answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(**settings), tagger, embedder)
+
+    return answer, embedder
 
 
 def test_a_sentence_that_means_the_question_beats_one_that_only_shares_its_words(tagger: SpacyTagger) -> None:
     question = "Who is speaking for Lisbon at the harbour talks in Poole?"
-    record = _record(HARBOUR)
-    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7),
-                  Candidate(record, record.paragraphs[1], score=0.9, dense=0.6)]
-    embedder = _ScriptedEmbedder(question, HARBOUR[1])
-
-    def answer(**settings):
-        return answer_extractively(condense(question, None), candidates, _FlatIdf(), AnswerSettings(**settings),
-                                   tagger, embedder)
+    answer, embedder = _harbour_answerer(question, None, tagger)
 
     assert "director of ports" not in answer(meaning_weight=0.0).answer  # the lead's words win
     assert embedder.asked == []
     meant = answer(meaning_weight=0.5)
     assert "director of ports" in meant.answer and meant.citations[0].paragraph == 2
-    assert embedder.asked[0] == question and set(embedder.asked[1:]) == set(HARBOUR)
-    embedder.asked.clear()
-    answer(meaning_weight=0.5, meaning_sentences=1)  # only the best sentence is embedded
-    assert embedder.asked == [question, HARBOUR[0]]
+    # Each sentence is read after its article's title, which names what its "them" stands for.
+    assert embedder.asked[0] == question
+    assert set(embedder.asked[1:]) == {f"{HARBOUR_TITLE}. {sentence}" for sentence in HARBOUR}
+
+
+def test_only_sentences_close_enough_to_overtake_the_best_are_embedded(tagger: SpacyTagger) -> None:
+    """A cosine shifts a sentence by at most ``meaning_weight``: a sentence trailing the best by
+    more cannot overtake it, and embedding it (4 ms a sentence) would be wasted."""
+    answer, embedder = _harbour_answerer("Who is speaking for Lisbon at the harbour talks in Poole?", None, tagger)
+    lead_only = answer(meaning_weight=0.001)  # the lead leads by more than that
+    assert embedder.asked == [] and "director of ports" not in lead_only.answer
+    answer(meaning_weight=0.5, meaning_sentences=1)  # the best alone: nothing to reorder
+    assert embedder.asked == []
+
+
+def test_a_follow_up_is_compared_by_its_standalone_question(tagger: SpacyTagger) -> None:
+    """"Who is speaking for them?" alone means nothing; with the earlier question it does."""
+    earlier = [ChatTurn(role="user", content="What will the harbour talks in Poole plan for Lisbon?")]
+    answer, embedder = _harbour_answerer("Who is speaking for them?", earlier, tagger)
+    meant = answer(meaning_weight=0.5)
+    assert embedder.asked[0] == condense("Who is speaking for them?", earlier).standalone
+    assert embedder.asked[0] != "Who is speaking for them?"
+    assert "director of ports" in meant.answer
 
 
 def test_a_role_noun_answers_the_verb_the_question_asks_with(tagger: SpacyTagger) -> None:
@@ -322,3 +350,41 @@ def test_a_role_noun_answers_the_verb_the_question_asks_with(tagger: SpacyTagger
     assert "directed" in by_text[story[1]].covered and "directed" not in by_text[story[0]].covered
     answer = answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(), tagger)
     assert "Anna Leigh" in answer.answer and answer.citations[0].paragraph == 2
+
+
+def test_a_who_question_answered_by_no_name_is_not_abstained_on_for_the_type_alone(tagger: SpacyTagger) -> None:
+    """"Who gains most…?" is answered by "the poor", which no tagger calls a person or an
+    organisation. The type's penalty reorders the sentences; in the decision to abstain it counts
+    at ``type_in_abstention`` of its weight, so a sentence that clears the threshold by its words
+    is not withdrawn for lacking a name."""
+    record = _record(["The poor gain most when rich and poor countries trade more, the study found."])
+    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.6)]
+    condensed = condense("Who gains most when rich and poor countries trade more?", None)
+    assert question_type(tagger.tag_question(condensed.question)) == "person_or_organisation"
+    support = score_sentences(condensed, candidates, _FlatIdf())[0].support
+    settings = {"abstain_threshold": support - 0.15, "type_bonus": 0.3, "type_penalty": 0.2}
+
+    def answer(share: float):
+        return answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(**settings, type_in_abstention=share),
+                                   tagger)
+
+    assert answer(1.0).abstained  # the whole penalty takes it below the threshold
+    half = answer(0.5)
+    assert not half.abstained and "The poor gain most" in half.answer
+
+
+def test_a_long_sentence_that_answers_is_quoted_whole_by_default(tagger: SpacyTagger) -> None:
+    """Wikipedia-style sentences run to 60-80 words, and the fact often sits after the words that
+    matched: cut to a window around those words, the quote lost it. A sentence of 70 words is
+    quoted whole with the default settings, and cut when ``max_words`` is lower."""
+    filler = " ".join(f"clause{n}" for n in range(55))
+    sentence = (f"The harbour council of Poole, after {filler} long debates, finally chose "
+                "the granite quay design by Anna Leigh.")
+    assert 65 < len(sentence.split()) < 80
+    record = _record([sentence])
+    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7)]
+    condensed = condense("Which design did the harbour council of Poole choose?", None)
+    default = answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(), tagger)
+    assert "granite quay design by Anna Leigh." in default.answer and "…" not in default.answer
+    cut = answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(max_words=40), tagger)
+    assert "…" in cut.answer
