@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 from typing import Iterator
+
+import snowballstemmer
 
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by space and
 # something that can start a sentence.
@@ -90,6 +93,23 @@ def stem(word: str) -> str:
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
         return word[:-1]
     return word
+
+
+_ROOT_LOCK = threading.Lock()  # a Snowball stemmer keeps the word it works on in itself
+
+
+@functools.cache
+def _snowball():
+    return snowballstemmer.stemmer("english")
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def root(term: str) -> str:
+    """The Snowball (Porter 2) stem of a term: "sacking", "sacked" -> "sack"; "existence",
+    "exist" -> "exist". The reader matches question terms to sentences by it as well; the keyword
+    index keeps the light :func:`stem` (a new stem there means indexing every article again)."""
+    with _ROOT_LOCK:
+        return _snowball().stemWord(term)
 
 
 def terms(text: str) -> list[str]:

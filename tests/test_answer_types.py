@@ -37,6 +37,7 @@ def tagger() -> SpacyTagger:
     ("Who chairs the harbour trust?", "person_or_organisation"),
     ("Whom did the council appoint?", "person_or_organisation"),
     ("Which actor will star in the film?", "person"),
+    ("Which former assistant has taken over as coach?", "person"),  # a role: assistant, deputy, successor
     ("Which ferry company bought the quay?", "organisation"),
     ("What is the name of the mayor's shipping firm?", "organisation"),
     ("In which city is the regatta held?", "place"),
@@ -388,3 +389,17 @@ def test_a_long_sentence_that_answers_is_quoted_whole_by_default(tagger: SpacyTa
     assert "granite quay design by Anna Leigh." in default.answer and "…" not in default.answer
     cut = answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(max_words=40), tagger)
     assert "…" in cut.answer
+
+
+def test_a_question_word_is_found_in_a_sentence_by_its_stem() -> None:
+    """"sacking" in the question is "sacked" in the article, "existence" is "exist": the light
+    stem of the keyword index keeps them apart, the reader's Snowball stem does not."""
+    story = ["The board met at the club on Monday to discuss the season.",
+             "Valencia sacked coach Claudio Ranieri after the board meeting, and the blogs that exist on the club agree."]
+    record = _record(story)
+    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7),
+                  Candidate(record, record.paragraphs[1], score=1.0, dense=0.7)]
+    condensed = condense("What followed the sacking, and in how many blogs does existence of the story show?", None)
+    scored = {s.candidate.paragraph.number: s for s in score_sentences(condensed, candidates, _FlatIdf())}
+    assert {"sacking", "existence"} <= scored[2].covered
+    assert not {"sacking", "existence"} & scored[1].covered

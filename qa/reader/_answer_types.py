@@ -73,7 +73,7 @@ _NOUNS_BY_TYPE: dict[AnswerType, str] = {
               "governor senator batsman bowler athlete champion opponent rival expert scientist researcher "
               "footballer forward midfielder defender goalkeeper keeper wing fly-half scrum-half prop cyclist golfer "
               "driver rider racer boxer jockey runner swimmer skier skater novelist poet "
-              "playwright composer photographer journalist editor reporter dj",
+              "playwright composer photographer journalist editor reporter dj assistant deputy successor predecessor",
     "organisation": "company firm club team group party organisation organization bank body side network "
                     "channel broadcaster brand band label publisher studio carrier airline retailer "
                     "manufacturer operator regulator agency union newspaper paper website site charity "

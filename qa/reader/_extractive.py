@@ -1,8 +1,8 @@
 """The extractive answerer: the sentences of the retrieved paragraphs that answer, cited.
 
 For each sentence of the top paragraphs it measures how much of the question
-the sentence covers (IDF-weighted question terms found in the sentence, a past-tense verb also
-as its role noun, "directed" as "Director", with
+the sentence covers (IDF-weighted question terms found in the sentence, also by their Snowball
+stem, "sacking" as "sacked", and a past-tense verb as its role noun, "directed" as "Director", with
 half credit for a term found only in the article title or section, since
 "it" in a sentence often means the title's subject) and combines that with the
 paragraph's retrieval signals (cosine, rank, re-scorer score). For a question that asks for a
@@ -33,7 +33,7 @@ from qa._config import AnswerSettings
 from qa._keyword import KeywordIndex
 from qa._models import Citation
 from qa._retrieval import Candidate
-from qa._text import sentence_spans, sentence_term_sets, terms, words
+from qa._text import root, sentence_spans, sentence_term_sets, terms, words
 from qa.reader._answer_types import AnswerType, Entity, Tagger, answering_entities, could_hold, question_type
 from qa.reader._constraints import (
     ArticleFacts, Constraint, missing_constraints, not_mentioned_message, question_constraints,
@@ -92,13 +92,16 @@ def score_sentences(condensed: Condensed, candidates: list[Candidate], keyword: 
     best_dense = max((c.dense for c in candidates), default=0.0)
     best_score = max((c.score for c in candidates), default=0.0)
     forms = {term: (term, *_agent_nouns(term)) for term in weights}
+    roots = {term: root(term) for term in weights}
     scored: list[ScoredSentence] = []
     for candidate, rank in [*((c, r) for r, c in enumerate(candidates, 1)), *neighbours]:
         context_terms = set(terms(f"{candidate.record.title} {candidate.paragraph.section}"))
         text = candidate.paragraph.text
         # The re-scorer has just read the same sentences; their term sets come from its cache.
         for (start, end), sentence_terms in zip(sentence_spans(text), sentence_term_sets(text)):
-            covered = frozenset(t for t, written in forms.items() if any(f in sentence_terms for f in written))
+            sentence_roots = {root(t) for t in sentence_terms}
+            covered = frozenset(t for t, written in forms.items()
+                                if roots[t] in sentence_roots or any(f in sentence_terms for f in written))
             from_context = sum(weights[t] for t in weights if t not in covered and t in context_terms)
             coverage = (sum(weights[t] for t in covered) + 0.5 * from_context) / total
             dense = candidate.dense if candidate.dense else best_dense * 0.8
