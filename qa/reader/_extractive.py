@@ -224,8 +224,7 @@ def _below_threshold(scored: list[ScoredSentence], settings: AnswerSettings) -> 
     share left out. Meaning only reorders: a cosine is high for any sentence on the question's
     topic, and counted in the threshold it halved abstention recall on squad2-500's test half
     (0.221 -> 0.122). The answer type's bonus or penalty counts at ``type_in_abstention`` of its
-    weight: a question typed "who" is often answered by words no tagger calls a name ("the
-    poor", "international students"), and the whole penalty made the bot abstain on them."""
+    weight (whole by default: config/default.toml says what half of it did)."""
     share = settings.type_in_abstention
     return not scored or max(s.base_support - s.meaning + share * (s.support - s.base_support)
                              for s in scored) < settings.abstain_threshold
