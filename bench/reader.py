@@ -40,6 +40,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from qa import QAService, load_settings
 from qa._condense import Condensed, condense
 from qa._articles import parse_file
@@ -65,6 +67,7 @@ class Case:
     split: str
     condensed: Condensed
     candidates: list[Candidate]
+    vector: np.ndarray  # the standalone question's, as retrieval searched with it
 
 
 def load_cases(name: str, path: Path, service: QAService, split: str) -> list[Case]:
@@ -83,7 +86,7 @@ def load_cases(name: str, path: Path, service: QAService, split: str) -> list[Ca
         vector = service.embedder.embed([condensed.standalone])[0]
         candidates = retriever.candidates(condensed.standalone, max(settings.retrieval.top_k, 10), vector,
                                           condensed.context_terms)
-        cases.append(Case(question, kind, half, condensed, candidates))
+        cases.append(Case(question, kind, half, condensed, candidates, vector))
     return cases
 
 
@@ -108,7 +111,7 @@ def run_variant(cases: list[Case], service: QAService, overrides: dict, show: bo
     for case in cases:
         began = time.perf_counter()
         extracted = answer_extractively(case.condensed, case.candidates[:k], keyword, settings, tagger,
-                                         service.embedder)
+                                         service.embedder, case.vector)
         elapsed = (time.perf_counter() - began) * 1000
         response = AskResponse(
             question=case.question.question, standalone_question=case.condensed.standalone,

@@ -413,7 +413,7 @@ class QAService:
             return
 
         extracted = answer_extractively(condensed, candidates[:k], snapshot.keyword, self.settings.answer,
-                                        self.tagger, self.embedder)
+                                        self.tagger, self.embedder, query_vector)
         lap("answer")
         verdict: Verdict | None = None
         if model is not None and mode == "judged" and not extracted.abstained:

@@ -299,8 +299,9 @@ def _harbour_answerer(question: str, history: list[ChatTurn] | None, tagger: Spa
     condensed = condense(question, history)
     embedder = _ScriptedEmbedder(condensed.standalone, HARBOUR[1])
 
-    def answer(**settings):
-        return answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(**settings), tagger, embedder)
+    def answer(question_vector=None, **settings):
+        return answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(**settings), tagger, embedder,
+                                   question_vector)
 
     return answer, embedder
 
@@ -326,6 +327,13 @@ def test_only_sentences_close_enough_to_overtake_the_best_are_embedded(tagger: S
     assert embedder.asked == [] and "director of ports" not in lead_only.answer
     answer(meaning_weight=0.5, meaning_sentences=1)  # the best alone: nothing to reorder
     assert embedder.asked == []
+
+
+def test_the_question_vector_retrieval_searched_with_is_not_embedded_again(tagger: SpacyTagger) -> None:
+    answer, embedder = _harbour_answerer("Who is speaking for Lisbon at the harbour talks in Poole?", None, tagger)
+    meant = answer(meaning_weight=0.5, question_vector=np.array([1.0, 0.0]))
+    assert "director of ports" in meant.answer
+    assert embedder.asked == [f"{HARBOUR_TITLE}. {sentence}" for sentence in HARBOUR]
 
 
 def test_a_follow_up_is_compared_by_its_standalone_question(tagger: SpacyTagger) -> None:

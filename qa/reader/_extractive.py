@@ -191,7 +191,7 @@ class SentenceEmbedder(Protocol):
 
 
 def prefer_meaning(scored: list[ScoredSentence], question: str, embedder: SentenceEmbedder,
-                   settings: AnswerSettings) -> list[ScoredSentence]:
+                   settings: AnswerSettings, question_vector: np.ndarray | None = None) -> list[ScoredSentence]:
     """Re-rank the best ``meaning_sentences`` by what they mean as well as the words they share:
     each gains ``meaning_weight`` times its cosine to the question, in the embedding model the
     index uses. "Which official spoke for Madrid?" shares only "Madrid" with "Madrid is being
@@ -202,16 +202,21 @@ def prefer_meaning(scored: list[ScoredSentence], question: str, embedder: Senten
     Embedding costs about 4 ms a sentence on 2 cores, so only the sentences that could overtake
     the best are embedded: those trailing it by less than ``meaning_weight`` (a shift is at most
     the weight, and the best sentence's cosine to the question is not below 0: it shares the
-    question's words). When no other sentence is that close, nothing is embedded."""
+    question's words). When no other sentence is that close, nothing is embedded. The question's
+    vector is the one retrieval searched with, when the caller has it."""
     if not scored:
         return scored
     reach = scored[0].support - settings.meaning_weight
     top = [s for s in scored[: settings.meaning_sentences] if s.support > reach]
     if len(top) < 2:
         return scored
-    vectors = embedder.embed([question, *(f"{s.candidate.record.title}. {s.text}" for s in top)])
-    for sentence, vector in zip(top, vectors[1:]):
-        shift = settings.meaning_weight * float(vector @ vectors[0])
+    texts = [f"{s.candidate.record.title}. {s.text}" for s in top]
+    if question_vector is None:
+        question_vector, *vectors = embedder.embed([question, *texts])
+    else:
+        vectors = embedder.embed(texts)
+    for sentence, vector in zip(top, vectors):
+        shift = settings.meaning_weight * float(vector @ question_vector)
         sentence.support += shift
         sentence.base_support += shift
         sentence.meaning = shift
@@ -316,9 +321,12 @@ def _meeting_constraints(scored: list[ScoredSentence], constraints: list[Constra
 
 def answer_extractively(condensed: Condensed, candidates: list[Candidate], keyword: KeywordIndex,
                         settings: AnswerSettings, tagger: Tagger | None = None,
-                        embedder: SentenceEmbedder | None = None) -> ExtractiveAnswer:
+                        embedder: SentenceEmbedder | None = None,
+                        question_vector: np.ndarray | None = None) -> ExtractiveAnswer:
     """The cited answer from ``candidates`` (best first), or an abstention. Without a
-    ``tagger`` (or with ``answer_types`` off) the answer type is not considered."""
+    ``tagger`` (or with ``answer_types`` off) the answer type is not considered; without an
+    ``embedder`` (or with ``meaning_weight`` 0) neither is the sentences' meaning.
+    ``question_vector`` is ``condensed.standalone`` embedded, when retrieval already did it."""
     answer_type = None
     if tagger is not None and settings.answer_types:
         answer_type = question_type(tagger.tag_question(condensed.question))
@@ -328,7 +336,7 @@ def answer_extractively(condensed: Condensed, candidates: list[Candidate], keywo
     if scored and answer_type is not None:
         scored = prefer_answer_type(scored, answer_type, asked, tagger, settings)
     if scored and embedder is not None and settings.meaning_weight:
-        scored = prefer_meaning(scored, condensed.standalone, embedder, settings)
+        scored = prefer_meaning(scored, condensed.standalone, embedder, settings, question_vector)
     if _below_threshold(scored, settings):
         return ExtractiveAnswer(ABSTENTION, True, [], scored[0].support if scored else 0.0, answer_type=answer_type)
     if settings.check_constraints:
