@@ -171,6 +171,13 @@ def _record(paragraphs: list[str]) -> ArticleRecord:
                          "hash", "txt", len(paragraphs), tuple(spans), "2026-01-01T00:00:00Z")
 
 
+def _candidates(paragraphs: list[str], scores=(1.0, 0.9), denses=(0.7, 0.6)) -> list[Candidate]:
+    """The paragraphs of one test article, retrieved in order with these scores and cosines."""
+    record = _record(paragraphs)
+    return [Candidate(record, paragraph, score=score, dense=dense)
+            for paragraph, score, dense in zip(record.paragraphs, scores, denses)]
+
+
 LEAD = ("The government's tobacco claim against the cigarette makers has been thrown out by the appeals court. "
         "The three judges ruled in a 2-1 decision.")
 STORY = [LEAD,
@@ -293,9 +300,7 @@ HARBOUR_TITLE = "Tobacco claim thrown out"  # the title ``_record`` gives every 
 
 
 def _harbour_answerer(question: str, history: list[ChatTurn] | None, tagger: SpacyTagger):
-    record = _record(HARBOUR)
-    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7),
-                  Candidate(record, record.paragraphs[1], score=0.9, dense=0.6)]
+    candidates = _candidates(HARBOUR)
     condensed = condense(question, history)
     embedder = _ScriptedEmbedder(condensed.standalone, HARBOUR[1])
 
@@ -350,9 +355,7 @@ def test_a_role_noun_answers_the_verb_the_question_asks_with(tagger: SpacyTagger
     """"Who directed…?" is answered by "Director Anna Leigh…", though the lead shares more words."""
     story = ["The harbour film Quay Lights premiered at the Poole festival on Friday, the festival said.",
              "Director Anna Leigh said the shoot took two years."]
-    record = _record(story)
-    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7),
-                  Candidate(record, record.paragraphs[1], score=0.9, dense=0.6)]
+    candidates = _candidates(story)
     condensed = condense("Who directed the harbour film Quay Lights?", None)
     scored = score_sentences(condensed, candidates, _FlatIdf())
     by_text = {s.text: s for s in scored}
@@ -404,9 +407,7 @@ def test_a_question_word_is_found_in_a_sentence_by_its_stem() -> None:
     stem of the keyword index keeps them apart, the reader's Snowball stem does not."""
     story = ["The board met at the club on Monday to discuss the season.",
              "Valencia sacked coach Claudio Ranieri after the board meeting, and the blogs that exist on the club agree."]
-    record = _record(story)
-    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7),
-                  Candidate(record, record.paragraphs[1], score=1.0, dense=0.7)]
+    candidates = _candidates(story, scores=(1.0, 1.0), denses=(0.7, 0.7))
     condensed = condense("What followed the sacking, and in how many blogs does existence of the story show?", None)
     scored = {s.candidate.paragraph.number: s for s in score_sentences(condensed, candidates, _FlatIdf())}
     assert {"sacking", "existence"} <= scored[2].covered
