@@ -16,6 +16,7 @@ import pytest
 from qa import QAService
 from qa._condense import condense
 from qa._config import AnswerSettings
+from qa._errors import EmbeddingError
 from qa._models import ArticleRecord, AskResponse, ChatTurn, Paragraph
 from qa._retrieval import Candidate
 from qa.reader import SpacyTagger, answer_extractively, question_type, score_sentences
@@ -332,6 +333,22 @@ def test_only_sentences_close_enough_to_overtake_the_best_are_embedded(tagger: S
     assert embedder.asked == [] and "director of ports" not in lead_only.answer
     answer(meaning_weight=0.5, meaning_sentences=1)  # the best alone: nothing to reorder
     assert embedder.asked == []
+
+
+class _FailingEmbedder:
+    def embed(self, texts: list[str]) -> np.ndarray:
+        raise EmbeddingError("embedding endpoint failed: 502 Bad Gateway")
+
+
+def test_an_embedding_endpoint_that_fails_at_the_reader_leaves_the_words_to_decide(
+        tagger: SpacyTagger, caplog: pytest.LogCaptureFixture) -> None:
+    candidates = _candidates(HARBOUR)
+    condensed = condense("Who is speaking for Lisbon at the harbour talks in Poole?", None)
+    words_only = answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(meaning_weight=0.0), tagger)
+    failed = answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(meaning_weight=0.5), tagger,
+                                 _FailingEmbedder())
+    assert failed.answer == words_only.answer and not failed.abstained
+    assert "not re-ranked by meaning" in caplog.text and "502 Bad Gateway" in caplog.text
 
 
 def test_the_question_vector_retrieval_searched_with_is_not_embedded_again(tagger: SpacyTagger) -> None:

@@ -23,6 +23,7 @@ articles don't mention.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -30,6 +31,7 @@ import numpy as np
 
 from qa._condense import Condensed
 from qa._config import AnswerSettings
+from qa._errors import EmbeddingError
 from qa._keyword import KeywordIndex
 from qa._models import Citation
 from qa._retrieval import Candidate
@@ -38,6 +40,8 @@ from qa.reader._answer_types import AnswerType, Entity, Tagger, answering_entiti
 from qa.reader._constraints import (
     ArticleFacts, Constraint, missing_constraints, not_mentioned_message, question_constraints,
 )
+
+log = logging.getLogger(__name__)
 
 ABSTENTION = "The indexed articles don't answer this question."
 _FACT_WINDOW = 15  # words kept around the asked-for entity when an answer must be trimmed
@@ -203,7 +207,8 @@ def prefer_meaning(scored: list[ScoredSentence], question: str, embedder: Senten
     the best are embedded: those trailing it by less than ``meaning_weight`` (a shift is at most
     the weight, and the best sentence's cosine to the question is not below 0: it shares the
     question's words). When no other sentence is that close, nothing is embedded. The question's
-    vector is the one retrieval searched with, when the caller has it."""
+    vector is the one retrieval searched with, when the caller has it. When the embedding
+    endpoint fails here, the words alone decide: the retrieval it served has already run."""
     if not scored:
         return scored
     reach = scored[0].support - settings.meaning_weight
@@ -211,10 +216,14 @@ def prefer_meaning(scored: list[ScoredSentence], question: str, embedder: Senten
     if len(top) < 2:
         return scored
     texts = [f"{s.candidate.record.title}. {s.text}" for s in top]
-    if question_vector is None:
-        question_vector, *vectors = embedder.embed([question, *texts])
-    else:
-        vectors = embedder.embed(texts)
+    try:
+        if question_vector is None:
+            question_vector, *vectors = embedder.embed([question, *texts])
+        else:
+            vectors = embedder.embed(texts)
+    except EmbeddingError as exc:
+        log.warning("sentences not re-ranked by meaning: %s", exc)
+        return scored
     for sentence, vector in zip(top, vectors):
         shift = settings.meaning_weight * float(vector @ question_vector)
         sentence.support += shift
