@@ -89,7 +89,7 @@ class AnswerSettings(_Section):
     answer_types: bool = True
     type_bonus: float = 0.3
     type_penalty: float = 0.2
-    type_bonus_in_abstention: float = 0.5
+    type_in_abstention: float = 1.0
     typed_sentences: int = 16
     neighbour_paragraphs: int = 0
     require_answer_type: bool = False
