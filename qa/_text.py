@@ -124,6 +124,13 @@ def sentence_term_sets(text: str) -> tuple[frozenset[str], ...]:
     return tuple(frozenset(terms(text[a:b])) for a, b in sentence_spans(text)) or (frozenset(),)
 
 
+@functools.lru_cache(maxsize=1 << 15)
+def sentence_root_sets(text: str) -> tuple[frozenset[str], ...]:
+    """The Snowball stems (:func:`root`) of each sentence's terms, in the order of
+    :func:`sentence_term_sets`; cached alike, since the reader reads the same paragraphs again."""
+    return tuple(frozenset(root(term) for term in sentence) for sentence in sentence_term_sets(text))
+
+
 def word_count(text: str) -> int:
     return len(text.split())
 

@@ -35,7 +35,7 @@ from qa._errors import EmbeddingError
 from qa._keyword import KeywordIndex
 from qa._models import Citation
 from qa._retrieval import Candidate
-from qa._text import root, sentence_spans, sentence_term_sets, terms, words
+from qa._text import root, sentence_root_sets, sentence_spans, sentence_term_sets, terms, words
 from qa.reader._answer_types import AnswerType, Entity, Tagger, answering_entities, could_hold, question_type
 from qa.reader._constraints import (
     ArticleFacts, Constraint, missing_constraints, not_mentioned_message, question_constraints,
@@ -102,8 +102,8 @@ def score_sentences(condensed: Condensed, candidates: list[Candidate], keyword: 
         context_terms = set(terms(f"{candidate.record.title} {candidate.paragraph.section}"))
         text = candidate.paragraph.text
         # The re-scorer has just read the same sentences; their term sets come from its cache.
-        for (start, end), sentence_terms in zip(sentence_spans(text), sentence_term_sets(text)):
-            sentence_roots = {root(t) for t in sentence_terms}
+        for (start, end), sentence_terms, sentence_roots in zip(
+                sentence_spans(text), sentence_term_sets(text), sentence_root_sets(text)):
             covered = frozenset(t for t, written in forms.items()
                                 if roots[t] in sentence_roots or any(f in sentence_terms for f in written))
             from_context = sum(weights[t] for t in weights if t not in covered and t in context_terms)
