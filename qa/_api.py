@@ -106,6 +106,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's own words for it are "There was an error parsing the body".
+            return error_response(400, "invalid_json", "the request body is not UTF-8; send JSON encoded as UTF-8")
         fallback = "invalid_request" if exc.status_code < 500 else "server_error"
         error_type = _HTTP_ERROR_TYPES.get(exc.status_code, fallback)
         return error_response(exc.status_code, error_type, str(exc.detail), exc.headers)

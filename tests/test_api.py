@@ -310,6 +310,8 @@ def test_upload_ask_reupload_and_delete(http: httpx.Client, upload_dir: Path) ->
 LONG_BODY = b'{"question": "' + b"x" * 1_100_000 + b'"}'
 BAD_REQUESTS = [
     ("malformed JSON", "POST", "/v1/ask", {"content": b'{"question": ', "headers": JSON}, 400, "invalid_json"),
+    ("body not UTF-8", "POST", "/v1/ask", {"content": b'{"question": "caf\xe9?"}', "headers": JSON}, 400,
+     "invalid_json"),
     ("form instead of JSON", "POST", "/v1/ask", {"data": {"question": "why?"}}, 422, "invalid_request"),
     ("body not an object", "POST", "/v1/ask", {"json": ["why?"]}, 422, "invalid_request"),
     ("missing question", "POST", "/v1/ask", {"json": {}}, 422, "invalid_request"),
@@ -508,3 +510,9 @@ def test_no_request_reached_the_catch_all_handler(http: httpx.Client, server_log
     http.get("/healthz")
     log = server_log.read_text(encoding="utf-8", errors="replace")
     assert "Traceback" not in log and "unexpected" not in log
+
+
+def test_a_body_that_is_not_utf8_is_named_as_such(http: httpx.Client) -> None:
+    error = assert_error(http.post("/v1/ask", content='{"question": "café?"}'.encode("latin-1"), headers=JSON),
+                         400, "invalid_json")
+    assert "UTF-8" in error["message"]
