@@ -39,6 +39,8 @@ def test_words_that_are_capitalised_only_by_position_or_are_not_figures_are_not_
     assert _constraints("Who opened the harbour?") == []
     assert _constraints("When did the 19th century harbour close in the 1990s?") == []
     assert _constraints("Which team won, and what did the mayor say?") == []
+    assert _constraints("<script>alert(1)</script> which country deployed the missiles?") == []
+    assert [text for kind, text in _constraints("What does Article 50(1) say?") if kind == "number"] == ["50"]
 
 
 # --- whether the article mentions them --------------------------------------------------

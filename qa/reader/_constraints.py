@@ -53,9 +53,10 @@ _NUMBER_WORDS = {
     "forty": 40, "fifty": 50, "hundred": 100, "a": 1, "half": 0.5,
 }
 # A numeral (1,234 / 4.5 / 2007) with an optional scale; never part of a word ("19th",
-# "1990s", "MP3" are not figures a reader would check by value).
+# "1990s", "MP3" are not figures a reader would check by value), nor an argument or index in
+# brackets glued to one ("alert(1)" in pasted markup, "Article 50(1)").
 _NUMERAL = re.compile(
-    r"(?<![\w.,])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s?(thousand|million|billion|trillion|bn|mn|tn|m|k)"
+    r"(?<![\w.,])(?<!\w\()(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s?(thousand|million|billion|trillion|bn|mn|tn|m|k)"
     r"(?![\w]))?(?![\w]|\.\d|,\d{3})",
     re.I,
 )
