@@ -8,9 +8,9 @@ al. 2022). Issue 12's last untried use of the local model; measured, not adopted
     .venv/bin/python -m bench.query_likelihood --index-dir /tmp/idx-kw-new --sets bbc-dev
 
 For each answerable question of the tuning half, the reader ranks every sentence of the top
-paragraphs as ``answer_extractively`` does (words, the answer type, meaning); the model then
-reads each of the best ``--sentences`` after its article's title, in Qwen's chat format, and
-scores the standalone question as the reply. Printed: how often the first sentence holds the
+paragraphs as it does to answer (``rank_sentences``: words, the answer type, meaning); the
+model then reads each of the best ``--sentences`` after its article's title, in Qwen's chat
+format, and scores the standalone question as the reply. Printed: how often the first sentence holds the
 gold answer when ranked by the reader's support plus ``w`` times the model's score, for a few
 ``w`` (0 is the reader alone, a large one the model alone), and how often any of them holds it.
 
@@ -22,7 +22,6 @@ local model is a supervised server, qa/llm/_supervisor.py).
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -30,12 +29,9 @@ import numpy as np
 from llama_cpp import Llama
 
 from qa import QAService, load_settings
-from qa._text import words
 from qa.llm._local_model import local_model_path
-from qa.reader import SpacyTagger
-from qa.reader._answer_types import question_type
-from qa.reader._extractive import prefer_answer_type, prefer_meaning, score_sentences
-from bench.reader import SETS, Case, load_cases
+from qa.reader import SpacyTagger, rank_sentences
+from bench.reader import SETS, load_cases
 
 WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 100.0)
 
@@ -58,17 +54,6 @@ def question_log_likelihood(model: Llama, passage: str, question: str) -> float:
     return float((chosen - log_normaliser).mean())
 
 
-def ranked_sentences(case: Case, service: QAService, tagger: SpacyTagger) -> list:
-    settings = service.settings
-    condensed = case.condensed
-    scored = score_sentences(condensed, case.candidates[: settings.retrieval.top_k], service.snapshot().keyword)
-    answer_type = question_type(tagger.tag_question(condensed.question))
-    if scored and answer_type is not None:
-        asked = set(words(f"{condensed.question} {condensed.earlier_question or ''}"))
-        scored = prefer_answer_type(scored, answer_type, asked, tagger, settings.answer)
-    return prefer_meaning(scored, condensed.standalone, service.embedder, settings.answer, case.vector)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--index-dir", type=Path, required=True)
@@ -78,6 +63,7 @@ def main() -> None:
     args = parser.parse_args()
     service = QAService(load_settings(index={"dir": str(args.index_dir)}))
     tagger = SpacyTagger()
+    top_k, keyword = service.settings.retrieval.top_k, service.snapshot().keyword
     model = Llama(model_path=str(local_model_path()), n_ctx=1024, n_threads=2, logits_all=True, verbose=False)
     for set_name in args.sets:
         cases = [c for c in load_cases(set_name, SETS[set_name], service, "tune") if c.question.answers]
@@ -87,7 +73,9 @@ def main() -> None:
         for case in cases:
             golds = [_folded(g) for g in case.question.answers]
             rows = []
-            for sentence in ranked_sentences(case, service, tagger)[: args.sentences]:
+            order = rank_sentences(case.condensed, case.candidates[:top_k], keyword, service.settings.answer,
+                                   tagger, service.embedder, case.vector)
+            for sentence in order.scored[: args.sentences]:
                 passage = f"{sentence.candidate.record.title}. {sentence.text}"
                 score = question_log_likelihood(model, passage, case.condensed.standalone)
                 rows.append((sentence.support, score, any(g in _folded(sentence.text) for g in golds)))

@@ -10,10 +10,12 @@ from qa.reader._answer_types import ANSWER_TYPES, AnswerType, SpacyTagger, answe
 from qa.reader._constraints import (
     ArticleFacts, Constraint, missing_constraints, not_mentioned_message, question_constraints,
 )
-from qa.reader._extractive import ABSTENTION, ExtractiveAnswer, answer_extractively, score_sentences
+from qa.reader._extractive import (
+    ABSTENTION, ExtractiveAnswer, RankedSentences, answer_extractively, rank_sentences, score_sentences,
+)
 
 __all__ = [
-    "ABSTENTION", "ANSWER_TYPES", "AnswerType", "ArticleFacts", "Constraint", "ExtractiveAnswer", "SpacyTagger",
-    "answer_extractively", "answering_entities", "missing_constraints", "not_mentioned_message",
-    "question_constraints", "question_type", "score_sentences",
+    "ABSTENTION", "ANSWER_TYPES", "AnswerType", "ArticleFacts", "Constraint", "ExtractiveAnswer", "RankedSentences",
+    "SpacyTagger", "answer_extractively", "answering_entities", "missing_constraints", "not_mentioned_message",
+    "question_constraints", "question_type", "rank_sentences", "score_sentences",
 ]

@@ -8,7 +8,7 @@ half credit for a term found only in the article title or section, since
 paragraph's retrieval signals (cosine, rank, re-scorer score). For a question that asks for a
 kind of answer (a person, a date, a figure: ``qa/reader/_answer_types.py``) sentences holding
 one gain ``type_bonus`` and the others lose ``type_penalty``, and an answer whose paragraph
-holds one quotes it. With ``meaning_weight`` set (off by default: docs/benchmarks.md), the best
+holds one quotes it. With ``meaning_weight`` set (0.15 by default: docs/benchmarks.md), the best
 few are reordered by their cosine to the question as well. The best sentence becomes the answer; a second one from the same paragraph joins it when
 it covers question terms the first misses (from another paragraph it would add
 a citation, and measured on squad2-500 such second citations are mostly wrong). When the best
@@ -328,11 +328,20 @@ def _meeting_constraints(scored: list[ScoredSentence], constraints: list[Constra
     return [], fewest, [c for c in constraints if c not in fewest]
 
 
-def answer_extractively(condensed: Condensed, candidates: list[Candidate], keyword: KeywordIndex,
-                        settings: AnswerSettings, tagger: Tagger | None = None,
-                        embedder: SentenceEmbedder | None = None,
-                        question_vector: np.ndarray | None = None) -> ExtractiveAnswer:
-    """The cited answer from ``candidates`` (best first), or an abstention. Without a
+@dataclass
+class RankedSentences:
+    """Every sentence the reader read, best first, and the answer type it ranked them for."""
+    scored: list[ScoredSentence]
+    answer_type: AnswerType | None
+    asked: set[str]  # the words of the question and of the earlier one it follows
+
+
+def rank_sentences(condensed: Condensed, candidates: list[Candidate], keyword: KeywordIndex,
+                   settings: AnswerSettings, tagger: Tagger | None = None,
+                   embedder: SentenceEmbedder | None = None,
+                   question_vector: np.ndarray | None = None) -> RankedSentences:
+    """The sentences of ``candidates`` (best first) in the order the reader answers from: by the
+    words they share with the question, then the answer type, then their meaning. Without a
     ``tagger`` (or with ``answer_types`` off) the answer type is not considered; without an
     ``embedder`` (or with ``meaning_weight`` 0) neither is the sentences' meaning.
     ``question_vector`` is ``condensed.standalone`` embedded, when retrieval already did it."""
@@ -346,6 +355,17 @@ def answer_extractively(condensed: Condensed, candidates: list[Candidate], keywo
         scored = prefer_answer_type(scored, answer_type, asked, tagger, settings)
     if scored and embedder is not None and settings.meaning_weight:
         scored = prefer_meaning(scored, condensed.standalone, embedder, settings, question_vector)
+    return RankedSentences(scored, answer_type, asked)
+
+
+def answer_extractively(condensed: Condensed, candidates: list[Candidate], keyword: KeywordIndex,
+                        settings: AnswerSettings, tagger: Tagger | None = None,
+                        embedder: SentenceEmbedder | None = None,
+                        question_vector: np.ndarray | None = None) -> ExtractiveAnswer:
+    """The cited answer from ``candidates`` (best first), or an abstention; the sentences are
+    ranked by :func:`rank_sentences`, whose arguments these are."""
+    ranked = rank_sentences(condensed, candidates, keyword, settings, tagger, embedder, question_vector)
+    scored, answer_type, asked = ranked.scored, ranked.answer_type, ranked.asked
     if _below_threshold(scored, settings):
         return ExtractiveAnswer(ABSTENTION, True, [], scored[0].support if scored else 0.0, answer_type=answer_type)
     if settings.check_constraints:
