@@ -386,8 +386,8 @@ def test_the_types_penalty_counts_in_the_abstention_at_the_share_set(tagger: Spa
     organisation. The type's penalty reorders the sentences; in the decision to abstain it counts
     at ``type_in_abstention`` of its weight: whole (the default), the sentence is withdrawn for
     lacking a name; at half, a sentence that clears the threshold by its words is kept."""
-    record = _record(["The poor gain most when rich and poor countries trade more, the study found."])
-    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.6)]
+    candidates = _candidates(["The poor gain most when rich and poor countries trade more, the study found."],
+                             denses=(0.6,))
     condensed = condense("Who gains most when rich and poor countries trade more?", None)
     assert question_type(tagger.tag_question(condensed.question)) == "person_or_organisation"
     support = score_sentences(condensed, candidates, _FlatIdf())[0].support
@@ -410,8 +410,7 @@ def test_a_long_sentence_that_answers_is_quoted_whole_by_default(tagger: SpacyTa
     sentence = (f"The harbour council of Poole, after {filler} long debates, finally chose "
                 "the granite quay design by Anna Leigh.")
     assert 65 < len(sentence.split()) < 80
-    record = _record([sentence])
-    candidates = [Candidate(record, record.paragraphs[0], score=1.0, dense=0.7)]
+    candidates = _candidates([sentence])
     condensed = condense("Which design did the harbour council of Poole choose?", None)
     default = answer_extractively(condensed, candidates, _FlatIdf(), AnswerSettings(), tagger)
     assert "granite quay design by Anna Leigh." in default.answer and "…" not in default.answer
