@@ -69,6 +69,9 @@ def model_ids(service: QAService) -> dict[str, str]:
 # -- errors --------------------------------------------------------------------------
 
 
+BODY_NOT_UTF8 = "the request body is not UTF-8; send JSON encoded as UTF-8"
+
+
 def error_response(status: int, error_type: str, message: str,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     # A message may quote what the client sent (a field name, say) and JSON may have carried an
@@ -108,7 +111,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         if isinstance(exc.__cause__, UnicodeDecodeError):
             # FastAPI's own words for it are "There was an error parsing the body".
-            return error_response(400, "invalid_json", "the request body is not UTF-8; send JSON encoded as UTF-8")
+            return error_response(400, "invalid_json", BODY_NOT_UTF8)
         fallback = "invalid_request" if exc.status_code < 500 else "server_error"
         error_type = _HTTP_ERROR_TYPES.get(exc.status_code, fallback)
         return error_response(exc.status_code, error_type, str(exc.detail), exc.headers)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from starlette.middleware import Middleware
 
 import ui
-from qa._api import build_api, error_response
+from qa._api import BODY_NOT_UTF8, build_api, error_response
 from qa._config import Settings, load_settings, secret
 from qa._service import QAService
 from qa._text import has_lone_surrogate
@@ -50,7 +50,8 @@ def _names_a_remote_file(value: object) -> bool:
 
 class ChatEventGuard:
     """Refuses, before Gradio reads it, a chat event whose JSON holds an unpaired surrogate
-    (``"\\ud800"``) or a file record whose path is a URL, or is over :data:`CHAT_EVENT_BODY_LIMIT`.
+    (``"\\ud800"``) or a file record whose path is a URL, or is over :data:`CHAT_EVENT_BODY_LIMIT`,
+    or whose body is not UTF-8 (as the API does).
 
     Gradio 6.31 quotes an event's bad arguments in its error message and then cannot send that
     message as UTF-8: the client's event stream breaks off with a server-side exception. No
@@ -86,6 +87,10 @@ class ChatEventGuard:
         body = b"".join(chunks)
         try:
             event = json.loads(body)
+        except UnicodeDecodeError:
+            # Gradio would say only "There was an error parsing the body"; the API names the cause.
+            await error_response(400, "invalid_json", BODY_NOT_UTF8)(scope, receive, send)
+            return
         except ValueError:
             event = None  # not JSON: Gradio answers that itself
         refusal = None

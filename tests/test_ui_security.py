@@ -332,6 +332,16 @@ def test_an_event_carrying_a_lone_surrogate_is_refused_before_gradio_reads_it(se
     assert server.events.call(server.ask_api, ["Who condemned the deployment of THAAD?", 3]).success
 
 
+def test_an_event_whose_body_is_not_utf8_is_refused_saying_so(server: Server) -> None:
+    body = (f'{{"fn_index": {server.ask_api}, "session_hash": "{uuid.uuid4().hex}", "trigger_id": null, '
+            '"event_data": null, "data": ["Who condemned caf\u00e9 THAAD?", 3]}').encode("latin-1")
+    refused = server.events.http.post("/gradio_api/queue/join", content=body,
+                                      headers={"Content-Type": "application/json"})
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "invalid_json"
+    assert "not UTF-8" in refused.json()["error"]["message"]
+    assert server.events.call(server.ask_api, ["Who condemned the deployment of THAAD?", 3]).success
+
+
 @pytest.mark.parametrize("path", ["https://example.org/article.txt", " http://203.0.113.9/a.txt", "HTTPS://x.org/a"])
 def test_a_file_record_naming_a_url_is_refused_before_gradio_downloads_it(server: Server, path: str) -> None:
     before = sorted(server.gradio_temp.rglob("*"))
